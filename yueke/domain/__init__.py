@@ -1,0 +1,1 @@
+"""Pure booking rules and types: no I/O, importable from workflows."""

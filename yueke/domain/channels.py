@@ -1,0 +1,77 @@
+"""Who may do what (ARCHITECTURE.md "Channels and who may do what").
+
+One table: each operation of the API names the channels allowed to call it. Parent channels
+act only for their own student and the teacher portal only for its own teacher; the staff
+channels act for anyone, within the operations listed here.
+"""
+
+from enum import StrEnum
+
+from pydantic import BaseModel
+
+
+class Channel(StrEnum):
+    parent_pc = "parent_pc"
+    parent_h5 = "parent_h5"
+    teacher = "teacher"
+    curriculum = "curriculum"
+    classroom = "classroom"
+    intl = "intl"
+    tmk = "tmk"
+    supply_demand = "supply_demand"
+    fireman = "fireman"
+    lp = "lp"
+    cc = "cc"
+    marketing = "marketing"
+
+
+PARENTS = frozenset({Channel.parent_pc, Channel.parent_h5})
+EVERYONE = frozenset(Channel)
+
+
+class Operation(StrEnum):
+    register_teacher = "register_teacher"
+    register_student = "register_student"
+    read_teacher = "read_teacher"
+    read_student = "read_student"
+    open_timeslots = "open_timeslots"
+    close_timeslots = "close_timeslots"
+    read_availability = "read_availability"
+    book_class = "book_class"
+    book_classes_batch = "book_classes_batch"
+    cancel_class = "cancel_class"
+    read_class = "read_class"
+    grant = "grant"
+    read_balances = "read_balances"
+    read_audit = "read_audit"
+
+
+_STAFF_BOOKERS = frozenset(
+    {Channel.lp, Channel.cc, Channel.tmk, Channel.curriculum, Channel.classroom, Channel.intl}
+)
+
+ALLOWED: dict[Operation, frozenset[Channel]] = {
+    Operation.register_teacher: frozenset({Channel.fireman, Channel.supply_demand}),
+    Operation.register_student: frozenset({Channel.cc, Channel.tmk, Channel.lp, Channel.fireman}),
+    Operation.read_teacher: EVERYONE,
+    Operation.read_student: EVERYONE - {Channel.teacher},
+    Operation.open_timeslots: frozenset({Channel.teacher, Channel.fireman}),
+    Operation.close_timeslots: frozenset({Channel.teacher, Channel.fireman}),
+    Operation.read_availability: EVERYONE,
+    Operation.book_class: PARENTS | _STAFF_BOOKERS,
+    Operation.book_classes_batch: frozenset({Channel.lp}),
+    Operation.cancel_class: PARENTS | _STAFF_BOOKERS | {Channel.fireman},
+    Operation.read_class: EVERYONE,
+    Operation.grant: frozenset(
+        {Channel.fireman, Channel.cc, Channel.tmk, Channel.lp, Channel.marketing}
+    ),
+    Operation.read_balances: EVERYONE - {Channel.teacher},
+    Operation.read_audit: frozenset({Channel.fireman, Channel.supply_demand}),
+}
+
+
+class Actor(BaseModel, frozen=True):
+    """Who acts: the calling channel and the user it names in X-Actor-Id."""
+
+    channel: Channel
+    id: str

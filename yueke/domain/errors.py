@@ -1,0 +1,114 @@
+"""Every refusal the system gives, each with its own code and HTTP status (ARCHITECTURE rule 7).
+
+Raised by `store` and mapped to JSON by the API; the transaction that raised is rolled back,
+so a refusal never changes anything.
+"""
+
+from typing import Any
+
+
+class DomainError(Exception):
+    code: str = "domain_error"
+    status: int = 409
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFound(DomainError):
+    status = 404
+
+    def __init__(self, entity: str, entity_id: object) -> None:
+        super().__init__(f"{entity} {entity_id} does not exist", entity=entity, id=entity_id)
+        self.code = f"{entity}_not_found"
+
+
+class Invalid(DomainError):
+    """Input that is well-formed JSON but breaks a rule of time or course (422)."""
+
+    status = 422
+
+
+class OffGrid(Invalid):
+    code = "off_grid"
+
+
+class InPast(Invalid):
+    code = "in_past"
+
+
+class OutsideWindow(Invalid):
+    code = "outside_booking_window"
+
+
+class CourseTypeNotTaught(Invalid):
+    code = "course_type_not_taught"
+
+
+class CouponWrongCourseType(Invalid):
+    code = "coupon_wrong_course_type"
+
+
+class MixedTeachers(Invalid):
+    code = "mixed_teachers"
+
+
+class SlotNotOpen(DomainError):
+    code = "slot_not_open"
+
+
+class SlotAlreadyBooked(DomainError):
+    code = "slot_already_booked"
+
+
+class SlotReserved(DomainError):
+    """The slot is directed at someone else (a student hold, a contract, a product…)."""
+
+    code = "slot_reserved"
+
+
+class HoldExpired(DomainError):
+    code = "hold_expired"
+
+
+class StudentBusy(DomainError):
+    code = "student_busy"
+
+
+class TeacherBusy(DomainError):
+    code = "teacher_busy"
+
+
+class InsufficientBalance(DomainError):
+    code = "insufficient_balance"
+
+
+class CouponExpired(DomainError):
+    code = "coupon_expired"
+
+
+class CouponUsed(DomainError):
+    code = "coupon_used"
+
+
+class ClassNotCancellable(DomainError):
+    code = "class_not_cancellable"
+
+
+class ClassStarted(DomainError):
+    code = "class_started"
+
+
+class Forbidden(DomainError):
+    status = 403
+    code = "forbidden_channel"
+
+
+class ForbiddenActor(Forbidden):
+    code = "forbidden_actor"
+
+
+class IdempotencyKeyReused(Invalid):
+    code = "idempotency_key_reused"

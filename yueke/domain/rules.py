@@ -1,0 +1,70 @@
+"""Time and price rules (DOMAIN.md "Time rules"): every default is a setting."""
+
+from datetime import UTC, datetime, timedelta
+
+from pydantic import BaseModel
+
+from yueke.domain.errors import InPast, OffGrid, OutsideWindow
+from yueke.domain.words import Asset, CourseType
+
+SLOT = timedelta(minutes=30)
+
+
+class BookingRules(BaseModel):
+    teacher_open_ahead: timedelta = timedelta(weeks=8)
+    student_book_ahead: timedelta = timedelta(weeks=4)
+    student_book_min_lead: timedelta = timedelta(hours=1)
+    refund_cutoff: timedelta = timedelta(hours=24)
+    stone_prices: dict[CourseType, int] = {
+        CourseType.major: 100,
+        CourseType.special: 120,
+        CourseType.l7_major: 150,
+        CourseType.trial: 50,
+        CourseType.advanced: 150,
+        CourseType.open: 30,
+    }
+    business_time_zone: str = "Asia/Shanghai"
+
+
+def check_on_grid(start_at: datetime) -> None:
+    """Classes start at :00 or :30 UTC, to the second."""
+    utc = start_at.astimezone(UTC)
+    if utc.minute % 30 or utc.second or utc.microsecond:
+        raise OffGrid(
+            "a timeslot starts at :00 or :30", start_at=start_at.isoformat(), grid_minutes=30
+        )
+
+
+def check_teacher_can_open(start_at: datetime, now: datetime, rules: BookingRules) -> None:
+    check_on_grid(start_at)
+    if start_at <= now:
+        raise InPast("the timeslot starts in the past", start_at=start_at.isoformat())
+    if start_at > now + rules.teacher_open_ahead:
+        raise OutsideWindow(
+            "teachers open timeslots up to the limit ahead",
+            start_at=start_at.isoformat(),
+            latest=(now + rules.teacher_open_ahead).isoformat(),
+        )
+
+
+def check_student_can_book(start_at: datetime, now: datetime, rules: BookingRules) -> None:
+    if start_at <= now:
+        raise InPast("the class starts in the past", start_at=start_at.isoformat())
+    earliest, latest = now + rules.student_book_min_lead, now + rules.student_book_ahead
+    if not earliest <= start_at <= latest:
+        raise OutsideWindow(
+            "students book between the minimum lead and the limit ahead",
+            start_at=start_at.isoformat(),
+            earliest=earliest.isoformat(),
+            latest=latest.isoformat(),
+        )
+
+
+def refund_due(start_at: datetime, now: datetime, rules: BookingRules) -> bool:
+    """A student cancelling at least the cutoff (24 h) before the start gets the payment back."""
+    return start_at - now >= rules.refund_cutoff
+
+
+def price(asset: Asset, course_type: CourseType, rules: BookingRules) -> int:
+    """What one class costs: one credit of its course type, one coupon, or its stone price."""
+    return rules.stone_prices[course_type] if asset is Asset.stones else 1

@@ -1,0 +1,57 @@
+"""The domain's words (DOMAIN.md "Words"), one enum each, used everywhere under the same name."""
+
+from enum import StrEnum
+
+
+class TeacherKind(StrEnum):
+    foreign = "foreign"
+    chinese = "chinese"
+
+
+class CourseType(StrEnum):
+    major = "major"
+    special = "special"
+    l7_major = "l7_major"
+    trial = "trial"
+    advanced = "advanced"
+    open = "open"
+
+
+class TimeslotState(StrEnum):
+    open = "open"
+    booked = "booked"
+    removed = "removed"
+
+
+class Direction(StrEnum):
+    """Who may book an open timeslot (定向)."""
+
+    general = "general"
+    student = "student"
+    request = "request"
+    contract = "contract"
+    product = "product"
+    overbook_pool = "overbook_pool"
+
+
+class ClassState(StrEnum):
+    booked = "booked"
+    cancelled = "cancelled"
+    finished = "finished"
+
+
+class ClassLabel(StrEnum):
+    as_scheduled = "as_scheduled"
+    student_no_show = "student_no_show"
+    teacher_no_show = "teacher_no_show"
+    student_it_issue = "student_it_issue"
+    teacher_it_issue = "teacher_it_issue"
+    system_issue = "system_issue"
+
+
+class Asset(StrEnum):
+    """What a student pays with: credits per course type, single-use coupons, energy stones."""
+
+    credit = "credit"
+    coupon = "coupon"
+    stones = "stones"

@@ -1,0 +1,52 @@
+"""Configuration from the environment (prefix YUEKE_, nested with __), plus the usual
+DATABASE_URL / TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE names of the servers."""
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from yueke.domain.channels import Channel
+from yueke.domain.rules import BookingRules
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name, f"YUEKE_{name}")
+
+
+def dev_channel_keys() -> dict[str, Channel]:
+    """The dev stack's and tests' keys: `dev-<channel>` for every channel."""
+    return {f"dev-{channel.value}": channel for channel in Channel}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="YUEKE_", env_nested_delimiter="__", env_ignore_empty=True
+    )
+
+    # Unset: the dev stack starts embedded PostgreSQL under data_dir.
+    database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
+    db_pool_size: int = 10
+    # Unset: the dev stack starts the Temporal dev server; elsewhere 127.0.0.1:7233.
+    temporal_address: str | None = Field(None, validation_alias=_env("TEMPORAL_ADDRESS"))
+    temporal_namespace: str = Field("default", validation_alias=_env("TEMPORAL_NAMESPACE"))
+    temporal_task_queue: str = "yueke"
+    temporal_api_key: str | None = None
+    temporal_tls: bool = False
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+    data_dir: Path = Path(".yueke")
+
+    # API key -> channel, e.g. YUEKE_CHANNEL_KEYS='{"s3cret": "parent_h5"}'.
+    # Empty: every call is refused, except in the dev stack, which uses dev_channel_keys().
+    channel_keys: dict[str, Channel] = {}
+    rules: BookingRules = BookingRules()
+
+    @property
+    def temporal_target(self) -> str:
+        return self.temporal_address or f"127.0.0.1:{self.temporal_port}"

@@ -1,0 +1,231 @@
+"""SQLAlchemy 2.0 typed mappings. The constraints here, not Python, decide who gets a slot."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Identity,
+    Index,
+    MetaData,
+    String,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from yueke.domain.words import (
+    Asset,
+    ClassLabel,
+    ClassState,
+    CourseType,
+    Direction,
+    TeacherKind,
+    TimeslotState,
+)
+
+
+def _enum(e: type[StrEnum]) -> Enum:
+    """Stored as text with a CHECK: new values need no ALTER TYPE."""
+    return Enum(
+        e,
+        native_enum=False,
+        create_constraint=True,
+        length=24,
+        name=e.__name__.lower(),
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: DateTime(timezone=True),
+        dict[str, Any]: JSONB,
+    }
+
+
+class Teacher(Base):
+    __tablename__ = "teachers"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[TeacherKind] = mapped_column(_enum(TeacherKind))
+    time_zone: Mapped[str] = mapped_column(String(64))
+    course_types: Mapped[list[str]] = mapped_column(ARRAY(String(24)))
+    created_at: Mapped[datetime]
+
+
+class Student(Base):
+    __tablename__ = "students"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    level: Mapped[int]
+    time_zone: Mapped[str] = mapped_column(String(64))
+    exclusive_teacher_id: Mapped[int | None] = mapped_column(ForeignKey("teachers.id"))
+    created_at: Mapped[datetime]
+
+
+class Timeslot(Base):
+    """One teacher's 30-minute slot: the inventory."""
+
+    __tablename__ = "timeslots"
+    __table_args__ = (
+        CheckConstraint("extract(epoch from start_at)::bigint % 1800 = 0", name="on_grid"),
+        # One live timeslot per teacher and start.
+        Index(
+            "uq_timeslots_live_teacher_start",
+            "teacher_id",
+            "start_at",
+            unique=True,
+            postgresql_where=text("state <> 'removed'"),
+        ),
+        Index("ix_timeslots_open_start", "start_at", postgresql_where=text("state = 'open'")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    teacher_id: Mapped[int] = mapped_column(ForeignKey("teachers.id"))
+    start_at: Mapped[datetime]
+    state: Mapped[TimeslotState] = mapped_column(_enum(TimeslotState))
+    direction: Mapped[Direction] = mapped_column(_enum(Direction))
+    # Whom the direction points at: a student id, a request id, a contract id, a product…
+    direction_target: Mapped[str | None] = mapped_column(String(64))
+    expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Class(Base):
+    """A booked lesson. Over-booked classes have no teacher or timeslot until matched."""
+
+    __tablename__ = "classes"
+    __table_args__ = (
+        # One live class per timeslot, and one per student and start.
+        Index(
+            "uq_classes_live_timeslot",
+            "timeslot_id",
+            unique=True,
+            postgresql_where=text("state <> 'cancelled' AND timeslot_id IS NOT NULL"),
+        ),
+        Index(
+            "uq_classes_live_student_start",
+            "student_id",
+            "start_at",
+            unique=True,
+            postgresql_where=text("state <> 'cancelled'"),
+        ),
+        Index("ix_classes_teacher_start", "teacher_id", "start_at"),
+        CheckConstraint("payment_amount > 0", name="payment_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id"))
+    teacher_id: Mapped[int | None] = mapped_column(ForeignKey("teachers.id"))
+    timeslot_id: Mapped[int | None] = mapped_column(ForeignKey("timeslots.id"))
+    start_at: Mapped[datetime]
+    course_type: Mapped[CourseType] = mapped_column(_enum(CourseType))
+    state: Mapped[ClassState] = mapped_column(_enum(ClassState))
+    label: Mapped[ClassLabel | None] = mapped_column(_enum(ClassLabel))
+    lesson: Mapped[str | None] = mapped_column(String(200))
+    payment_asset: Mapped[Asset] = mapped_column(_enum(Asset))
+    payment_key: Mapped[str] = mapped_column(String(64))
+    payment_amount: Mapped[int]
+    refunded: Mapped[bool] = mapped_column(server_default=text("false"))
+    channel: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Coupon(Base):
+    """A single-use voucher; whether it is still unused is its account balance (0 or 1)."""
+
+    __tablename__ = "coupons"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id"), index=True)
+    course_type: Mapped[CourseType] = mapped_column(_enum(CourseType))
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+
+
+class Account(Base):
+    """A student's balance of one asset: the running sum of its ledger entries, never negative.
+
+    key: the course type for credits, the coupon id for a coupon, '' for energy stones.
+    """
+
+    __tablename__ = "accounts"
+    __table_args__ = (
+        CheckConstraint("balance >= 0", name="balance_not_negative"),
+        CheckConstraint("asset <> 'coupon' OR balance <= 1", name="coupon_single_use"),
+    )
+
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id"), primary_key=True)
+    asset: Mapped[Asset] = mapped_column(_enum(Asset), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    balance: Mapped[int]
+
+
+class LedgerEntry(Base):
+    """Append-only (a trigger refuses UPDATE and DELETE): money moves only by new entries."""
+
+    __tablename__ = "ledger_entries"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id"), index=True)
+    asset: Mapped[Asset] = mapped_column(_enum(Asset))
+    key: Mapped[str] = mapped_column(String(64))
+    delta: Mapped[int]
+    reason: Mapped[str] = mapped_column(String(32))
+    class_id: Mapped[int | None] = mapped_column(ForeignKey("classes.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime]
+
+
+class AuditEvent(Base):
+    """Who changed which class or timeslot, from which channel, when, and how."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_entity", "entity", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    entity: Mapped[str] = mapped_column(String(16))
+    entity_id: Mapped[int] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime]
+    details: Mapped[dict[str, Any]]
+
+
+class OperationKey(Base):
+    """A request or activity already done: its key, a hash of its input and its result.
+
+    Written in the same transaction as the work, so a retry returns the first result.
+    scope: the channel for an HTTP Idempotency-Key, 'activity' for a workflow step.
+    """
+
+    __tablename__ = "operation_keys"
+
+    scope: Mapped[str] = mapped_column(String(24), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime]
