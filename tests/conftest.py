@@ -4,21 +4,28 @@ Each run gets its own fresh database, migrated by Alembic; each test starts from
 """
 
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
 import pytest
 from sqlalchemy import text
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.workflow import SandboxImportNotificationPolicy
 
 from yueke.api.app import create_app
 from yueke.settings import Settings, dev_channel_keys
 from yueke.store.db import Sessions, create_engine, sessions
 from yueke.store.migrate import upgrade_async
 from yueke.store.models import Base
+from yueke.worker import build_worker
 
 # A Monday, 00:00 UTC, far from any real clock: tests set time, they never read it.
 T0 = datetime(2030, 1, 7, tzinfo=UTC)
@@ -74,7 +81,8 @@ async def db(database_url: str) -> AsyncIterator[Sessions]:
 async def empty_tables(db: Sessions) -> None:
     tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
     async with db.begin() as session:
-        await session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        # Ids keep counting across tests: workflow ids (class-request-{id}) stay unique.
+        await session.execute(text(f"TRUNCATE {tables} CASCADE"))
 
 
 @pytest.fixture
@@ -94,3 +102,54 @@ async def api(settings: Settings, clock: Clock) -> AsyncIterator[httpx.AsyncClie
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://yueke") as client:
             yield client
+
+
+@pytest.fixture(scope="session")
+async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
+    """Temporal's time-skipping test server: a 24 h timer passes in milliseconds."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=shutil.which("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    yield env
+    await env.shutdown()
+
+
+# Workflow code that imports something with I/O by accident fails the tests.
+STRICT_SANDBOX = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_import_notification_policy(
+        SandboxImportNotificationPolicy.RAISE_ON_UNINTENTIONAL_PASSTHROUGH
+    )
+)
+
+
+@dataclass
+class Stack:
+    """The API and a worker on the time-skipping server, sharing its clock."""
+
+    api: httpx.AsyncClient
+    env: WorkflowEnvironment
+    settings: Settings
+
+    async def now(self) -> datetime:
+        return await self.env.get_current_time()
+
+
+@pytest.fixture
+async def stack(
+    time_skipping: WorkflowEnvironment, db: Sessions, database_url: str
+) -> AsyncIterator[Stack]:
+    settings = Settings(
+        database_url=database_url,
+        channel_keys=dev_channel_keys(),
+        temporal_task_queue=f"yueke-test-{uuid.uuid4().hex[:8]}",
+        temporal_search_attributes=False,
+    )
+    worker = build_worker(time_skipping.client, db, settings, workflow_runner=STRICT_SANDBOX)
+    app = create_app(
+        settings, temporal_client=time_skipping.client, clock=time_skipping.get_current_time
+    )
+    async with worker, app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://yueke") as client:
+            yield Stack(api=client, env=time_skipping, settings=settings)

@@ -285,7 +285,7 @@ async def test_ledger_and_audit_trail_tell_what_happened(api: httpx.AsyncClient)
         ("booked", "lp"),
         ("cancelled", "fireman"),
     ]
-    assert trail[1]["details"] == {"refunded": True, "reason": "ill"}
+    assert trail[1]["details"] == {"refunded": True, "reason": "ill", "by_teacher": False}
 
 
 async def test_ledger_is_append_only(api: httpx.AsyncClient, db: Sessions) -> None:

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     temporal_tls: bool = False
     temporal_tls_cert: Path | None = None
     temporal_tls_key: Path | None = None
+    # Tag flows with StudentId, TeacherId, Channel, Flow. Off only for the time-skipping test
+    # server, which cannot register custom search attributes.
+    temporal_search_attributes: bool = True
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -1,7 +1,7 @@
 """The FastAPI application: one engine and one Temporal client per process."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
@@ -10,33 +10,26 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from temporalio.client import Client
 
-from yueke import temporal
 from yueke.api import errors
-from yueke.api.routes import classes, money, people, timeslots
+from yueke.api.flows import Flows
+from yueke.api.routes import (
+    class_requests,
+    classes,
+    flows,
+    money,
+    people,
+    teacher_cancels,
+    timeslots,
+)
 from yueke.settings import Settings
 from yueke.store.db import create_engine, sessions
-
-
-class TemporalConnection:
-    """Connects on first use, so the booking API starts (and books) while Temporal is down."""
-
-    def __init__(self, settings: Settings, client: Client | None = None) -> None:
-        self._settings = settings
-        self._client = client
-        self._lock = asyncio.Lock()
-
-    async def client(self) -> Client:
-        async with self._lock:
-            if self._client is None:
-                self._client = await temporal.connect(self._settings)
-            return self._client
 
 
 def create_app(
     settings: Settings,
     *,
     temporal_client: Client | None = None,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    clock: Callable[[], datetime | Awaitable[datetime]] = lambda: datetime.now(UTC),
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,7 +38,7 @@ def create_app(
             settings.database_url, application_name="yueke-api", pool_size=settings.db_pool_size
         )
         app.state.sessions = sessions(engine)
-        app.state.temporal = TemporalConnection(settings, temporal_client)
+        app.state.flows = Flows(settings, temporal_client)
         yield
         await engine.dispose()
 
@@ -61,7 +54,7 @@ def create_app(
     app.state.settings = settings
     app.state.clock = clock
     errors.install(app)
-    for module in (people, timeslots, classes, money):
+    for module in (people, timeslots, classes, money, class_requests, teacher_cancels, flows):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"])
@@ -75,7 +68,7 @@ def create_app(
         except Exception as exc:
             checks["database"] = f"error: {exc.__class__.__name__}: {exc}"
         try:
-            client = await asyncio.wait_for(app.state.temporal.client(), 5)
+            client = await asyncio.wait_for(app.state.flows.client(), 5)
             await asyncio.wait_for(client.service_client.check_health(), 5)
             checks["temporal"] = "ok"
         except Exception as exc:

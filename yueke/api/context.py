@@ -1,7 +1,7 @@
 """Per-request context: who calls (channel key + X-Actor-Id), the clock, and transactions
 with Idempotency-Key replay."""
 
-import hashlib
+import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,6 +11,7 @@ from fastapi import Depends, Header, Request
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yueke.api.flows import Flows
 from yueke.domain.channels import ALLOWED, PARENTS, Actor, Channel, Operation
 from yueke.domain.errors import DomainError, Forbidden, ForbiddenActor
 from yueke.domain.rules import BookingRules
@@ -32,6 +33,7 @@ class Context:
     now: datetime
     rules: BookingRules
     sessions: Sessions
+    flows: Flows
     path: str
     idempotency_key: str | None
 
@@ -67,24 +69,17 @@ class Context:
     ) -> Out:
         """One transaction; with an Idempotency-Key, a repeat of the same request replays the
         first response instead of acting again."""
-        async with self.sessions.begin() as session:
-            key = self.idempotency_key
-            if key is not None:
-                first = await operation_keys.claim(
-                    session, self.actor.channel.value, key, self._request_hash(body), self.now
-                )
-                if first is not None:
-                    return out.model_validate(first)
-            result = await op(session)
-            if key is not None:
-                await operation_keys.remember(
-                    session, self.actor.channel.value, key, result.model_dump(mode="json")
-                )
-            return result
-
-    def _request_hash(self, body: BaseModel | None) -> str:
-        payload = self.path + "\n" + (body.model_dump_json() if body is not None else "")
-        return hashlib.sha256(payload.encode()).hexdigest()
+        return await operation_keys.once(
+            self.sessions,
+            scope=self.actor.channel.value,
+            key=self.idempotency_key,
+            request_hash=operation_keys.digest(
+                self.path + "\n" + (body.model_dump_json() if body is not None else "")
+            ),
+            now=self.now,
+            out=out,
+            op=op,
+        )
 
 
 def _caller(request: Request, authorization: str | None, actor_id: str | None) -> Actor:
@@ -98,10 +93,10 @@ def _caller(request: Request, authorization: str | None, actor_id: str | None) -
     return Actor(channel=channel, id=actor_id)
 
 
-def allowed(operation: Operation) -> Callable[..., Context]:
+def allowed(operation: Operation) -> Callable[..., Awaitable[Context]]:
     """Dependency: the caller's context, if its channel may perform this operation."""
 
-    def dependency(
+    async def dependency(
         request: Request,
         authorization: Annotated[str | None, Header()] = None,
         x_actor_id: Annotated[str | None, Header()] = None,
@@ -115,11 +110,13 @@ def allowed(operation: Operation) -> Callable[..., Context]:
                 operation=operation.value,
             )
         state = request.app.state
+        now = state.clock()
         return Context(
             actor=actor,
-            now=state.clock(),
+            now=await now if inspect.isawaitable(now) else now,
             rules=state.settings.rules,
             sessions=state.sessions,
+            flows=state.flows,
             path=request.url.path,
             idempotency_key=idempotency_key,
         )

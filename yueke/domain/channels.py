@@ -44,6 +44,14 @@ class Operation(StrEnum):
     grant = "grant"
     read_balances = "read_balances"
     read_audit = "read_audit"
+    request_class = "request_class"
+    request_classes_batch = "request_classes_batch"
+    answer_request = "answer_request"
+    withdraw_request = "withdraw_request"
+    read_requests = "read_requests"
+    teacher_cancel = "teacher_cancel"
+    manage_hold = "manage_hold"
+    read_flow = "read_flow"
 
 
 _STAFF_BOOKERS = frozenset(
@@ -67,6 +75,16 @@ ALLOWED: dict[Operation, frozenset[Channel]] = {
     ),
     Operation.read_balances: EVERYONE - {Channel.teacher},
     Operation.read_audit: frozenset({Channel.fireman, Channel.supply_demand}),
+    Operation.request_class: PARENTS | {Channel.lp},
+    Operation.request_classes_batch: frozenset({Channel.lp}),
+    Operation.answer_request: frozenset({Channel.teacher}),
+    Operation.withdraw_request: PARENTS | {Channel.lp},
+    Operation.read_requests: PARENTS | {Channel.teacher, Channel.lp, Channel.fireman},
+    Operation.teacher_cancel: frozenset({Channel.teacher, Channel.fireman}),
+    Operation.manage_hold: frozenset({Channel.fireman}),
+    Operation.read_flow: frozenset(
+        {Channel.fireman, Channel.lp, Channel.supply_demand, Channel.cc, Channel.tmk}
+    ),
 }
 
 

@@ -15,6 +15,10 @@ class BookingRules(BaseModel):
     student_book_ahead: timedelta = timedelta(weeks=4)
     student_book_min_lead: timedelta = timedelta(hours=1)
     refund_cutoff: timedelta = timedelta(hours=24)
+    request_min_lead: timedelta = timedelta(hours=3)
+    request_answer_within: timedelta = timedelta(hours=24)
+    request_answer_before_start: timedelta = timedelta(hours=2)
+    teacher_cancel_hold: timedelta = timedelta(hours=24)
     stone_prices: dict[CourseType, int] = {
         CourseType.major: 100,
         CourseType.special: 120,
@@ -58,6 +62,28 @@ def check_student_can_book(start_at: datetime, now: datetime, rules: BookingRule
             earliest=earliest.isoformat(),
             latest=latest.isoformat(),
         )
+
+
+def check_can_request(start_at: datetime, now: datetime, rules: BookingRules) -> None:
+    """A class request is made on the grid, at least 3 h ahead, within the booking horizon."""
+    check_on_grid(start_at)
+    if start_at <= now:
+        raise InPast("the class starts in the past", start_at=start_at.isoformat())
+    earliest, latest = now + rules.request_min_lead, now + rules.student_book_ahead
+    if not earliest <= start_at <= latest:
+        raise OutsideWindow(
+            "a class request is made between the minimum lead and the limit ahead",
+            start_at=start_at.isoformat(),
+            earliest=earliest.isoformat(),
+            latest=latest.isoformat(),
+        )
+
+
+def request_deadline(created_at: datetime, start_at: datetime, rules: BookingRules) -> datetime:
+    """The teacher answers before min(created + 24 h, start - 2 h), else the request expires."""
+    return min(
+        created_at + rules.request_answer_within, start_at - rules.request_answer_before_start
+    )
 
 
 def refund_due(start_at: datetime, now: datetime, rules: BookingRules) -> bool:

@@ -55,3 +55,23 @@ class Asset(StrEnum):
     credit = "credit"
     coupon = "coupon"
     stones = "stones"
+
+
+class RequestState(StrEnum):
+    """A class request (求课): pending until the teacher answers, it expires, or it is withdrawn."""
+
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+    expired = "expired"
+    withdrawn = "withdrawn"
+    failed = "failed"
+
+
+class HoldState(StrEnum):
+    """A teacher-cancel hold: the offered slots wait for the student until they expire."""
+
+    holding = "holding"
+    booked = "booked"
+    expired = "expired"
+    ended = "ended"

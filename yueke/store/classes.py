@@ -23,8 +23,8 @@ from yueke.domain.errors import (
 from yueke.domain.payment import Payment
 from yueke.domain.rules import BookingRules, check_student_can_book, refund_due
 from yueke.domain.words import ClassState, CourseType
-from yueke.store import audit, inventory, ledger
-from yueke.store.models import Class, Teacher
+from yueke.store import audit, holds, inventory, ledger
+from yueke.store.models import Class, Teacher, Timeslot
 from yueke.store.people import get_student
 
 
@@ -40,10 +40,42 @@ async def book_class(
     now: datetime,
     rules: BookingRules,
 ) -> Class:
-    """PAR-1, H5-1, H5-3, H5-4, LP-2: book an open slot, paid at once."""
+    """PAR-1, H5-1, H5-3, H5-4, LP-2: book an open slot, paid at once.
+
+    Booking one of the slots a teacher offered after cancelling (TCH-5) ends that hold: the
+    other offered slots are removed in the same transaction.
+    """
     await get_student(session, student_id)
     slot = await inventory.take_slot(session, timeslot_id, student_id=student_id, now=now)
     check_student_can_book(slot.start_at, now, rules)
+    charge = await ledger.charge_for(session, student_id, course_type, payment, now, rules)
+    booked = await new_class(
+        session,
+        student_id=student_id,
+        slot=slot,
+        course_type=course_type,
+        charge=charge,
+        lesson=lesson,
+        actor=actor,
+        now=now,
+    )
+    if holds.is_offered(slot):
+        await holds.held_slot_booked(session, slot, booked, actor, now)
+    return booked
+
+
+async def new_class(
+    session: AsyncSession,
+    *,
+    student_id: int,
+    slot: Timeslot,
+    course_type: CourseType,
+    charge: ledger.Charge,
+    lesson: str | None,
+    actor: Actor,
+    now: datetime,
+) -> Class:
+    """The class on a slot this transaction has taken, paid with the charge."""
     teacher = await session.get_one(Teacher, slot.teacher_id)
     if course_type.value not in teacher.course_types:
         raise CourseTypeNotTaught(
@@ -52,7 +84,6 @@ async def book_class(
             course_type=course_type.value,
             teaches=teacher.course_types,
         )
-    charge = await ledger.charge_for(session, student_id, course_type, payment, now, rules)
     booked = await session.scalar(
         insert(Class)
         .values(
@@ -138,8 +169,13 @@ async def cancel_class(
     actor: Actor,
     now: datetime,
     rules: BookingRules,
+    by_teacher: bool = False,
 ) -> Class:
-    """PAR-3, H5-5, LP-3, FM-2: cancel before the start; refund if at least 24 h ahead."""
+    """PAR-3, H5-5, LP-3, FM-2: cancel before the start; refund if at least 24 h ahead.
+
+    by_teacher (TCH-5): the student is refunded in full whenever it happens, and the slot is
+    removed, since the teacher cannot teach then.
+    """
     cancelled = await session.scalar(
         update(Class)
         .where(Class.id == class_id, Class.state == ClassState.booked, Class.start_at > now)
@@ -153,7 +189,7 @@ async def cancel_class(
                 "the class is not booked", class_id=class_id, state=existing.state.value
             )
         raise ClassStarted("the class has already started", class_id=class_id)
-    if refund_due(cancelled.start_at, now, rules):
+    if by_teacher or refund_due(cancelled.start_at, now, rules):
         await ledger.deposit(
             session,
             cancelled.student_id,
@@ -165,9 +201,18 @@ async def cancel_class(
         )
         cancelled.refunded = True
     if cancelled.timeslot_id is not None:
-        await inventory.give_back(session, cancelled.timeslot_id, now)
+        if by_teacher:
+            await inventory.remove(session, cancelled.timeslot_id, now)
+        else:
+            await inventory.give_back(session, cancelled.timeslot_id, now)
         await audit.record(
-            session, "timeslot", [cancelled.timeslot_id], "freed", actor, now, class_id=class_id
+            session,
+            "timeslot",
+            [cancelled.timeslot_id],
+            "removed" if by_teacher else "freed",
+            actor,
+            now,
+            class_id=class_id,
         )
     await audit.record(
         session,
@@ -178,6 +223,7 @@ async def cancel_class(
         now,
         refunded=cancelled.refunded,
         reason=reason,
+        by_teacher=by_teacher,
     )
     return cancelled
 

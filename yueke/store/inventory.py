@@ -19,11 +19,12 @@ from yueke.domain.errors import (
     SlotAlreadyBooked,
     SlotNotOpen,
     SlotReserved,
+    TeacherBusy,
 )
 from yueke.domain.rules import BookingRules, check_teacher_can_open
 from yueke.domain.words import CourseType, Direction, TimeslotState
 from yueke.store import audit
-from yueke.store.models import Teacher, Timeslot
+from yueke.store.models import ClassRequest, Teacher, Timeslot
 from yueke.store.people import get_teacher
 
 
@@ -38,6 +39,7 @@ async def open_timeslots(
     direction: Direction = Direction.general,
     target: str | None = None,
     expires_at: datetime | None = None,
+    origin: str | None = None,
 ) -> tuple[list[Timeslot], list[datetime]]:
     """Open the teacher's slots; starts that already have a live slot are skipped, not errors."""
     await get_teacher(session, teacher_id)
@@ -51,6 +53,7 @@ async def open_timeslots(
             "direction": direction,
             "direction_target": target,
             "expires_at": expires_at,
+            "origin": origin,
             "created_at": now,
             "updated_at": now,
         }
@@ -76,6 +79,7 @@ async def open_timeslots(
         now,
         direction=direction.value,
         target=target,
+        origin=origin,
     )
     taken = {slot.start_at for slot in opened}
     return opened, [row["start_at"] for row in rows if row["start_at"] not in taken]
@@ -141,9 +145,13 @@ async def take_slot(
     if slot is not None:
         return slot
     slot = await get_timeslot(session, timeslot_id)
-    if slot.state is not TimeslotState.open:
+    held_for_student = slot.direction is Direction.student and slot.direction_target == str(
+        student_id
+    )
+    expired = slot.expires_at is not None and slot.expires_at <= now
+    if slot.state is not TimeslotState.open and not (held_for_student and expired):
         raise _not_open(slot)
-    if slot.direction is Direction.student and slot.direction_target == str(student_id):
+    if held_for_student:
         raise HoldExpired(
             "the hold for this student has expired",
             timeslot_id=slot.id,
@@ -162,13 +170,83 @@ def _not_open(slot: Timeslot) -> SlotAlreadyBooked | SlotNotOpen:
     return SlotNotOpen("the timeslot is not open", timeslot_id=slot.id, state=slot.state.value)
 
 
-async def give_back(session: AsyncSession, timeslot_id: int, now: datetime) -> None:
-    """A class cancelled before its start frees its slot, with the slot's direction kept."""
+async def give_back(session: AsyncSession, timeslot_id: int, now: datetime) -> Timeslot:
+    """A class cancelled by its student frees the slot.
+
+    A slot made by approving a class request (TCH-3) turns into general inventory if the teacher
+    ticked "keep the slot", and is removed otherwise; any other slot opens again as it was.
+    """
+    slot = await session.get_one(Timeslot, timeslot_id, with_for_update=True)
+    slot.state = TimeslotState.open
+    slot.updated_at = now
+    if slot.direction is Direction.request:
+        keep = await session.scalar(
+            select(ClassRequest.keep_slot).where(ClassRequest.id == int(slot.direction_target or 0))
+        )
+        slot.state = TimeslotState.open if keep else TimeslotState.removed
+        slot.direction, slot.direction_target = Direction.general, None
+    return slot
+
+
+async def remove(session: AsyncSession, timeslot_id: int, now: datetime) -> None:
+    """A slot that can no longer be taught (its teacher cancelled the class there)."""
     await session.execute(
         update(Timeslot)
-        .where(Timeslot.id == timeslot_id, Timeslot.state == TimeslotState.booked)
-        .values(state=TimeslotState.open, updated_at=now)
+        .where(Timeslot.id == timeslot_id)
+        .values(state=TimeslotState.removed, updated_at=now)
     )
+
+
+async def claim_at(
+    session: AsyncSession,
+    *,
+    teacher_id: int,
+    start_at: datetime,
+    state: TimeslotState,
+    direction: Direction,
+    target: str,
+    origin: str,
+    now: datetime,
+    expires_at: datetime | None = None,
+) -> Timeslot:
+    """The teacher's slot at start_at for one flow: a new one, or their open general slot
+    turned over to it. TeacherBusy if the teacher's time there is already taken."""
+    values = {
+        "state": state,
+        "direction": direction,
+        "direction_target": target,
+        "origin": origin,
+        "expires_at": expires_at,
+        "updated_at": now,
+    }
+    slot = await session.scalar(
+        insert(Timeslot)
+        .values(teacher_id=teacher_id, start_at=start_at, created_at=now, **values)
+        .on_conflict_do_nothing(
+            index_elements=[Timeslot.teacher_id, Timeslot.start_at],
+            index_where=text("state <> 'removed'"),
+        )
+        .returning(Timeslot)
+    )
+    if slot is None:
+        slot = await session.scalar(
+            update(Timeslot)
+            .where(
+                Timeslot.teacher_id == teacher_id,
+                Timeslot.start_at == start_at,
+                Timeslot.state == TimeslotState.open,
+                Timeslot.direction == Direction.general,
+            )
+            .values(**values)
+            .returning(Timeslot)
+        )
+    if slot is None:
+        raise TeacherBusy(
+            "the teacher's time is already taken",
+            teacher_id=teacher_id,
+            start_at=start_at.isoformat(),
+        )
+    return slot
 
 
 async def availability(
@@ -208,3 +286,10 @@ async def get_timeslot(session: AsyncSession, timeslot_id: int) -> Timeslot:
     if slot is None:
         raise NotFound("timeslot", timeslot_id)
     return slot
+
+
+async def slots_of_origin(session: AsyncSession, origin: str) -> list[Timeslot]:
+    rows = await session.scalars(
+        select(Timeslot).where(Timeslot.origin == origin).order_by(Timeslot.start_at)
+    )
+    return list(rows)

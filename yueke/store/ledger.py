@@ -24,7 +24,7 @@ from yueke.domain.errors import (
 from yueke.domain.payment import Payment
 from yueke.domain.rules import BookingRules, price
 from yueke.domain.words import Asset, CourseType
-from yueke.store.models import Account, Class, Coupon, LedgerEntry
+from yueke.store.models import Account, Class, ClassRequest, Coupon, LedgerEntry
 from yueke.store.people import get_student
 
 STONES_KEY = ""
@@ -44,7 +44,9 @@ async def deposit(
     reason: str,
     actor: Actor,
     now: datetime,
+    *,
     class_id: int | None = None,
+    request_id: int | None = None,
 ) -> None:
     stmt = insert(Account).values(
         student_id=student_id, asset=charge.asset, key=charge.key, balance=charge.amount
@@ -55,7 +57,7 @@ async def deposit(
             set_={"balance": Account.balance + stmt.excluded.balance},
         )
     )
-    _entry(session, student_id, charge, charge.amount, reason, actor, now, class_id)
+    _entry(session, student_id, charge, charge.amount, reason, actor, now, class_id, request_id)
 
 
 async def withdraw(
@@ -65,7 +67,9 @@ async def withdraw(
     reason: str,
     actor: Actor,
     now: datetime,
+    *,
     class_id: int | None = None,
+    request_id: int | None = None,
 ) -> None:
     taken = await session.scalar(
         update(Account)
@@ -87,7 +91,7 @@ async def withdraw(
             key=charge.key,
             needed=charge.amount,
         )
-    _entry(session, student_id, charge, -charge.amount, reason, actor, now, class_id)
+    _entry(session, student_id, charge, -charge.amount, reason, actor, now, class_id, request_id)
 
 
 def _entry(
@@ -99,6 +103,7 @@ def _entry(
     actor: Actor,
     now: datetime,
     class_id: int | None,
+    request_id: int | None,
 ) -> None:
     session.add(
         LedgerEntry(
@@ -108,6 +113,7 @@ def _entry(
             delta=delta,
             reason=reason,
             class_id=class_id,
+            request_id=request_id,
             channel=actor.channel.value,
             actor_id=actor.id,
             occurred_at=now,
@@ -145,8 +151,9 @@ async def charge_for(
     return Charge(Asset.coupon, str(coupon.id), 1)
 
 
-def charge_of(cls: Class) -> Charge:
-    return Charge(cls.payment_asset, cls.payment_key, cls.payment_amount)
+def charge_of(paid: Class | ClassRequest) -> Charge:
+    """What a class or a class request was paid (or is held) with."""
+    return Charge(paid.payment_asset, paid.payment_key, paid.payment_amount)
 
 
 async def grant(

@@ -25,6 +25,8 @@ from yueke.domain.words import (
     ClassState,
     CourseType,
     Direction,
+    HoldState,
+    RequestState,
     TeacherKind,
     TimeslotState,
 )
@@ -106,6 +108,8 @@ class Timeslot(Base):
     # Whom the direction points at: a student id, a request id, a contract id, a product…
     direction_target: Mapped[str | None] = mapped_column(String(64))
     expires_at: Mapped[datetime | None]
+    # The flow that made this slot (its workflow id), e.g. "teacher-cancel-42".
+    origin: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -146,6 +150,52 @@ class Class(Base):
     payment_key: Mapped[str] = mapped_column(String(64))
     payment_amount: Mapped[int]
     refunded: Mapped[bool] = mapped_column(server_default=text("false"))
+    channel: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ClassRequest(Base):
+    """A student's ask for a time the teacher has not opened (求课); its payment is held."""
+
+    __tablename__ = "class_requests"
+    __table_args__ = (
+        Index("ix_class_requests_teacher_state", "teacher_id", "state"),
+        Index("ix_class_requests_student_state", "student_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id"))
+    teacher_id: Mapped[int] = mapped_column(ForeignKey("teachers.id"))
+    start_at: Mapped[datetime]
+    course_type: Mapped[CourseType] = mapped_column(_enum(CourseType))
+    state: Mapped[RequestState] = mapped_column(_enum(RequestState))
+    payment_asset: Mapped[Asset] = mapped_column(_enum(Asset))
+    payment_key: Mapped[str] = mapped_column(String(64))
+    payment_amount: Mapped[int]
+    deadline: Mapped[datetime]
+    keep_slot: Mapped[bool | None]
+    class_id: Mapped[int | None] = mapped_column(ForeignKey("classes.id"))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    channel: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class TeacherCancel(Base):
+    """A teacher's cancellation of a booked class (kept for penalties) and its hold."""
+
+    __tablename__ = "teacher_cancels"
+
+    class_id: Mapped[int] = mapped_column(ForeignKey("classes.id"), primary_key=True)
+    teacher_id: Mapped[int] = mapped_column(ForeignKey("teachers.id"), index=True)
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id"), index=True)
+    reason: Mapped[str | None] = mapped_column(String(500))
+    state: Mapped[HoldState] = mapped_column(_enum(HoldState))
+    expires_at: Mapped[datetime]
+    booked_class_id: Mapped[int | None] = mapped_column(ForeignKey("classes.id"))
     channel: Mapped[str] = mapped_column(String(24))
     actor_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
@@ -194,6 +244,7 @@ class LedgerEntry(Base):
     delta: Mapped[int]
     reason: Mapped[str] = mapped_column(String(32))
     class_id: Mapped[int | None] = mapped_column(ForeignKey("classes.id"), index=True)
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("class_requests.id"), index=True)
     channel: Mapped[str] = mapped_column(String(24))
     actor_id: Mapped[str] = mapped_column(String(64))
     occurred_at: Mapped[datetime]

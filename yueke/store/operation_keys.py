@@ -5,15 +5,47 @@ retry waits on the unique key until the first commits (then replays its result) 
 (then does the work itself).
 """
 
+import hashlib
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yueke.domain.errors import IdempotencyKeyReused
+from yueke.store.db import Sessions
 from yueke.store.models import OperationKey
+
+Out = TypeVar("Out", bound=BaseModel)
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+async def once(
+    sessions: Sessions,
+    *,
+    scope: str,
+    key: str | None,
+    request_hash: str,
+    now: datetime,
+    out: type[Out],
+    op: Callable[[AsyncSession], Awaitable[Out]],
+) -> Out:
+    """Run op in one transaction; under a key already done, return the first result instead."""
+    async with sessions.begin() as session:
+        if key is not None:
+            first = await claim(session, scope, key, request_hash, now)
+            if first is not None:
+                return out.model_validate(first)
+        result = await op(session)
+        if key is not None:
+            await remember(session, scope, key, result.model_dump(mode="json"))
+        return result
 
 
 async def claim(

@@ -1,5 +1,6 @@
 """Classes: book open timeslots, cancel, read; and their audit trail."""
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -10,9 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yueke.api.context import Context, caller, describe
 from yueke.domain.channels import Operation
 from yueke.domain.payment import Payment
+from yueke.domain.teacher_cancel import HeldSlotBooked
 from yueke.domain.words import Asset, ClassLabel, ClassState, CourseType
-from yueke.store import audit, classes, inventory
+from yueke.store import audit, classes, holds, inventory
+from yueke.workflows.teacher_cancel import TeacherCancelHoldWorkflow
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["classes"])
 
 
@@ -84,6 +88,7 @@ class AuditOut(BaseModel):
 )
 async def book_class(body: BookClass, ctx: Context = caller(Operation.book_class)) -> ClassOut:
     ctx.acts_for_student(body.student_id)
+    hold_booked: list[str] = []
 
     async def op(session: AsyncSession) -> ClassOut:
         booked = await classes.book_class(
@@ -97,9 +102,24 @@ async def book_class(body: BookClass, ctx: Context = caller(Operation.book_class
             now=ctx.now,
             rules=ctx.rules,
         )
+        slot = await inventory.get_timeslot(session, body.timeslot_id)
+        if holds.is_offered(slot) and slot.origin is not None:
+            hold_booked.append(slot.origin)
         return ClassOut.model_validate(booked)
 
-    return await ctx.run(body, ClassOut, op)
+    booked = await ctx.run(body, ClassOut, op)
+    for flow_id in hold_booked:
+        # The other offered slots went in the booking's transaction; the flow only stops its
+        # timer. If Temporal cannot hear it now, the timer's run finds the hold already booked.
+        try:
+            await ctx.flows.tell(
+                flow_id,
+                TeacherCancelHoldWorkflow.held_slot_booked,
+                HeldSlotBooked(class_id=booked.id),
+            )
+        except Exception as exc:
+            log.warning("could not tell %s that a held slot was booked: %s", flow_id, exc)
+    return booked
 
 
 @router.post(

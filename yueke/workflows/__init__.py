@@ -1,0 +1,1 @@
+"""Long-lived flows, one module each. Deterministic: no I/O, Temporal's clock and timers."""
