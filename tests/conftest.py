@@ -104,9 +104,10 @@ async def api(settings: Settings, clock: Clock) -> AsyncIterator[httpx.AsyncClie
             yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
-    """Temporal's time-skipping test server: a 24 h timer passes in milliseconds."""
+    """Temporal's time-skipping test server, one per test (it starts in 0.1 s): a 24 h timer
+    passes in milliseconds, and no earlier test's timers fire into this one."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=shutil.which("temporal-test-server"),
         data_converter=pydantic_data_converter,

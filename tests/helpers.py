@@ -1,14 +1,18 @@
 """Small helpers shared by the tests: channel headers, seeding through the API, ledger checks."""
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
+from yueke.api.app import create_app
+from yueke.settings import Settings
 from yueke.store.db import Sessions
 from yueke.store.ledger import ledger_disagreements
-from yueke.store.models import Class, LedgerEntry
+from yueke.store.models import Base, Class, LedgerEntry
 
 
 def as_(channel: str, actor: object = "staff-1", **extra: str) -> dict[str, str]:
@@ -105,3 +109,28 @@ async def assert_money_consistent(db: Sessions) -> None:
             expected_zero = state == "cancelled" and refunded
             assert (total == 0) == expected_zero, (class_id, state, refunded, total)
             assert total <= 0, (class_id, total)
+
+
+async def snapshot(db: Sessions) -> dict[str, list[str]]:
+    """Every row of every table, as JSON text: equal before and after means nothing changed."""
+    rows: dict[str, list[str]] = {}
+    async with db() as session:
+        for table in Base.metadata.sorted_tables:
+            found = await session.scalars(
+                text(f"SELECT to_jsonb(t)::text AS row FROM {table.name} t ORDER BY 1")
+            )
+            rows[table.name] = list(found)
+    return rows
+
+
+@asynccontextmanager
+async def client_showing_500s(
+    settings: Settings, clock: Callable[[], datetime]
+) -> AsyncIterator[httpx.AsyncClient]:
+    """As conftest's `api`, but an unhandled error comes back as the 500 a client would see,
+    not as an exception in the test, so that a test can assert "never a 500"."""
+    app = create_app(settings, clock=clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://yueke") as client:
+            yield client

@@ -22,6 +22,9 @@ Out = TypeVar("Out", bound=BaseModel)
 T = TypeVar("T")
 
 
+MAX_ACTOR_ID = 64  # the width of the actor_id columns
+
+
 class Unauthenticated(DomainError):
     status = 401
     code = "unauthenticated"
@@ -71,7 +74,8 @@ class Context:
         first response instead of acting again."""
         return await operation_keys.once(
             self.sessions,
-            scope=self.actor.channel.value,
+            # Keys are each caller's own: one parent's key never replays another's answer.
+            scope=f"{self.actor.channel.value}:{self.actor.id}",
             key=self.idempotency_key,
             request_hash=operation_keys.digest(
                 self.path + "\n" + (body.model_dump_json() if body is not None else "")
@@ -88,8 +92,11 @@ def _caller(request: Request, authorization: str | None, actor_id: str | None) -
     channel = keys.get(token) if scheme.lower() == "bearer" else None
     if channel is None:
         raise Unauthenticated("send Authorization: Bearer <channel key>")
-    if not actor_id:
-        raise Unauthenticated("send X-Actor-Id: the acting user", channel=channel.value)
+    if not actor_id or len(actor_id) > MAX_ACTOR_ID:
+        raise Unauthenticated(
+            f"send X-Actor-Id: the acting user, 1 to {MAX_ACTOR_ID} characters",
+            channel=channel.value,
+        )
     return Actor(channel=channel, id=actor_id)
 
 

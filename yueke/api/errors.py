@@ -6,6 +6,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
@@ -44,6 +45,16 @@ def _refusal(exc: Exception) -> Refusal:
                 return Refusal.model_validate(detail)
             return Refusal(code=cause.type or "flow_refused", status=409, message=cause.message)
         return Refusal(code="flow_refused", status=409, message=str(cause))
+    if isinstance(exc, DBAPIError):
+        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+        if sqlstate in ("40001", "40P01"):
+            # Two transactions crossed (serialization failure or deadlock): nothing changed.
+            return Refusal(code="conflict_retry", status=409, message="retry the request")
+        if isinstance(exc, DataError) or sqlstate.startswith("22"):
+            # A value the database cannot hold: an id past 64 bits, a NUL character...
+            return Refusal(
+                code="invalid_value", status=422, message="a value is out of range or invalid"
+            )
     if isinstance(exc, RPCError):
         if exc.status is RPCStatusCode.NOT_FOUND:
             return Refusal(code="flow_not_found", status=404, message=exc.message)
@@ -72,5 +83,6 @@ def install(app: FastAPI) -> None:
         HTTPException,
         WorkflowUpdateFailedError,
         RPCError,
+        DBAPIError,
     ):
         app.add_exception_handler(kind, _answer)

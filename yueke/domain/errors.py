@@ -51,6 +51,14 @@ class CouponWrongCourseType(Invalid):
     code = "coupon_wrong_course_type"
 
 
+class CourseTypeRequired(Invalid):
+    code = "course_type_required"
+
+
+class NotGrantable(Invalid):
+    code = "not_grantable"
+
+
 class MixedTeachers(Invalid):
     code = "mixed_teachers"
 

@@ -71,3 +71,4 @@ class Ending(BaseModel):
 
 class HeldSlotBooked(BaseModel):
     class_id: int
+    timeslot_id: int

@@ -138,7 +138,10 @@ async def book_classes(
     now: datetime,
     rules: BookingRules,
 ) -> list[Class]:
-    """LP-8: several slots with one teacher, all booked or none."""
+    """LP-8: several slots with one teacher, all booked or none.
+
+    Slots are taken in id order, so overlapping batches wait for each other, never deadlock.
+    """
     booked = [
         await book_class(
             session,
@@ -151,7 +154,7 @@ async def book_classes(
             now=now,
             rules=rules,
         )
-        for timeslot_id in timeslot_ids
+        for timeslot_id in sorted(timeslot_ids)
     ]
     if len({c.teacher_id for c in booked}) > 1:
         raise MixedTeachers(

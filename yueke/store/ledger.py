@@ -17,9 +17,10 @@ from yueke.domain.errors import (
     CouponExpired,
     CouponUsed,
     CouponWrongCourseType,
+    CourseTypeRequired,
     InsufficientBalance,
-    Invalid,
     NotFound,
+    NotGrantable,
 )
 from yueke.domain.payment import Payment
 from yueke.domain.rules import BookingRules, price
@@ -169,12 +170,12 @@ async def grant(
     await get_student(session, student_id)
     if asset is Asset.credit:
         if course_type is None:
-            raise Invalid("credits are granted for a course type", field="course_type")
+            raise CourseTypeRequired("credits are granted for a course type", field="course_type")
         charge = Charge(asset, course_type.value, amount)
     elif asset is Asset.stones:
         charge = Charge(asset, STONES_KEY, amount)
     else:
-        raise Invalid("coupons are granted one by one with their own route", asset=asset.value)
+        raise NotGrantable("coupons are granted one by one with their own route", asset=asset.value)
     await deposit(session, student_id, charge, "grant", actor, now)
 
 

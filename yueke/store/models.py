@@ -270,12 +270,12 @@ class OperationKey(Base):
     """A request or activity already done: its key, a hash of its input and its result.
 
     Written in the same transaction as the work, so a retry returns the first result.
-    scope: the channel for an HTTP Idempotency-Key, 'activity' for a workflow step.
+    scope: "channel:actor" for an HTTP Idempotency-Key, "activity" for a workflow step.
     """
 
     __tablename__ = "operation_keys"
 
-    scope: Mapped[str] = mapped_column(String(24), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(100), primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     response: Mapped[dict[str, Any] | None]

@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
         HoldView,
         TeacherCancelInput,
     )
-    from yueke.domain.words import HoldState
+    from yueke.domain.words import HoldState, TimeslotState
     from yueke.workflows.common import STORE_STEP, refusal_of, refuse
 
 
@@ -86,8 +86,22 @@ class TeacherCancelHoldWorkflow:
     def held_slot_booked(self, booked: HeldSlotBooked) -> None:
         """The student booked an offered slot; the other slots went in that transaction."""
         if self.view is not None and self._holding():
+            offered = [
+                slot.model_copy(
+                    update={
+                        "state": TimeslotState.booked
+                        if slot.id == booked.timeslot_id
+                        else TimeslotState.removed
+                    }
+                )
+                for slot in self.view.offered
+            ]
             self.view = self.view.model_copy(
-                update={"state": HoldState.booked, "booked_class_id": booked.class_id}
+                update={
+                    "state": HoldState.booked,
+                    "booked_class_id": booked.class_id,
+                    "offered": offered,
+                }
             )
 
     @workflow.update

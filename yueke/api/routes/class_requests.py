@@ -5,11 +5,12 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yueke.api.context import Context, caller, describe
 from yueke.api.errors import error_body
+from yueke.api.types import Text, UtcDatetime
 from yueke.domain.channels import Channel, Operation
 from yueke.domain.class_request import Approval, ClassRequestInput, Rejection, RequestView
 from yueke.domain.errors import ForbiddenActor, Invalid
@@ -25,7 +26,7 @@ router = APIRouter(prefix="/v1/class-requests", tags=["class requests"])
 class NewRequest(BaseModel):
     student_id: int
     teacher_id: int
-    start_at: AwareDatetime
+    start_at: UtcDatetime
     course_type: CourseType
     payment: Payment = Payment()
 
@@ -48,7 +49,7 @@ class Approve(BaseModel):
 
 
 class Reason(BaseModel):
-    reason: str | None = Field(None, max_length=500)
+    reason: Text | None = Field(None, max_length=500)
 
 
 async def _request(ctx: Context, body: NewRequest) -> RequestView:

@@ -5,10 +5,11 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yueke.api.context import Context, caller, describe
+from yueke.api.types import Text, UtcDatetime
 from yueke.domain.channels import Operation
 from yueke.domain.payment import Payment
 from yueke.domain.teacher_cancel import HeldSlotBooked
@@ -46,7 +47,7 @@ class BookClass(BaseModel):
     timeslot_id: int
     course_type: CourseType
     payment: Payment = Payment()
-    lesson: str | None = Field(None, max_length=200)
+    lesson: Text | None = Field(None, max_length=200)
 
 
 class BookClasses(BaseModel):
@@ -61,7 +62,7 @@ class Booked(BaseModel):
 
 
 class CancelClass(BaseModel):
-    reason: str | None = Field(None, max_length=500)
+    reason: Text | None = Field(None, max_length=500)
 
 
 class AuditOut(BaseModel):
@@ -88,7 +89,7 @@ class AuditOut(BaseModel):
 )
 async def book_class(body: BookClass, ctx: Context = caller(Operation.book_class)) -> ClassOut:
     ctx.acts_for_student(body.student_id)
-    hold_booked: list[str] = []
+    hold_booked: list[str] = []  # the hold flow to tell, once committed
 
     async def op(session: AsyncSession) -> ClassOut:
         booked = await classes.book_class(
@@ -115,7 +116,7 @@ async def book_class(body: BookClass, ctx: Context = caller(Operation.book_class
             await ctx.flows.tell(
                 flow_id,
                 TeacherCancelHoldWorkflow.held_slot_booked,
-                HeldSlotBooked(class_id=booked.id),
+                HeldSlotBooked(class_id=booked.id, timeslot_id=body.timeslot_id),
             )
         except Exception as exc:
             log.warning("could not tell %s that a held slot was booked: %s", flow_id, exc)
@@ -162,9 +163,12 @@ async def book_classes(
 async def cancel_class(
     class_id: int, body: CancelClass, ctx: Context = caller(Operation.cancel_class)
 ) -> ClassOut:
+    async def owner(session: AsyncSession) -> int:
+        return (await classes.get_class(session, class_id)).student_id
+
+    ctx.acts_for_student(await ctx.read(owner))
+
     async def op(session: AsyncSession) -> ClassOut:
-        booked = await classes.get_class(session, class_id)
-        ctx.acts_for_student(booked.student_id)
         cancelled = await classes.cancel_class(
             session,
             class_id=class_id,
@@ -194,7 +198,7 @@ async def read_class(class_id: int, ctx: Context = caller(Operation.read_class))
 )
 async def classes_of_student(
     student_id: int,
-    start_from: AwareDatetime | None = None,
+    start_from: UtcDatetime | None = None,
     limit: int = Query(100, ge=1, le=1000),
     ctx: Context = caller(Operation.read_student),
 ) -> list[ClassOut]:

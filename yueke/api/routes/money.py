@@ -3,10 +3,11 @@
 from datetime import datetime
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yueke.api.context import Context, caller, describe
+from yueke.api.types import UtcDatetime
 from yueke.domain.channels import Operation
 from yueke.domain.words import Asset, CourseType
 from yueke.store import ledger
@@ -53,7 +54,7 @@ class Grant(BaseModel):
 
 class NewCoupon(BaseModel):
     course_type: CourseType
-    expires_at: AwareDatetime
+    expires_at: UtcDatetime
 
 
 async def _balances(session: AsyncSession, student_id: int, now: datetime) -> BalancesOut:

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yueke.api.context import Context, caller, describe
+from yueke.api.types import Text
 from yueke.domain.channels import Operation
 from yueke.domain.words import CourseType, TeacherKind
 from yueke.store import people
@@ -15,9 +16,9 @@ router = APIRouter(prefix="/v1", tags=["people"])
 
 
 class NewTeacher(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     kind: TeacherKind
-    time_zone: str = Field("UTC", max_length=64)
+    time_zone: Text = Field("UTC", max_length=64)
     course_types: list[CourseType] = Field(min_length=1)
 
 
@@ -32,9 +33,9 @@ class TeacherOut(BaseModel):
 
 
 class NewStudent(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     level: int = Field(1, ge=0, le=20)
-    time_zone: str = Field("Asia/Shanghai", max_length=64)
+    time_zone: Text = Field("Asia/Shanghai", max_length=64)
     exclusive_teacher_id: int | None = None
 
 

@@ -2,11 +2,12 @@
 workflow, teacher-cancel-{class_id}; fireman may extend or end it."""
 
 from fastapi import APIRouter
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yueke.activities.teacher_cancel import hold_view
 from yueke.api.context import Context, caller, describe
+from yueke.api.types import Text, UtcDatetime
 from yueke.domain.channels import Operation
 from yueke.domain.errors import ClassNotCancellable
 from yueke.domain.teacher_cancel import Ending, Extension, HoldView, TeacherCancelInput
@@ -19,14 +20,14 @@ router = APIRouter(prefix="/v1", tags=["teacher cancels"])
 
 
 class TeacherCancel(BaseModel):
-    offered_start_at: list[AwareDatetime] = Field(
+    offered_start_at: list[UtcDatetime] = Field(
         default_factory=list, max_length=10, description="other times held for the student"
     )
-    reason: str | None = Field(None, max_length=500)
+    reason: Text | None = Field(None, max_length=500)
 
 
 class Extend(BaseModel):
-    until: AwareDatetime
+    until: UtcDatetime
 
 
 @router.post(

@@ -3,10 +3,11 @@
 from datetime import datetime
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yueke.api.context import Context, caller, describe
+from yueke.api.types import UtcDatetime
 from yueke.domain.channels import Operation
 from yueke.domain.words import CourseType, Direction, TimeslotState
 from yueke.store import inventory
@@ -28,7 +29,7 @@ class TimeslotOut(BaseModel):
 
 
 class OpenTimeslots(BaseModel):
-    start_at: list[AwareDatetime] = Field(min_length=1, max_length=WEEK_OF_SLOTS)
+    start_at: list[UtcDatetime] = Field(min_length=1, max_length=WEEK_OF_SLOTS)
 
 
 class Opened(BaseModel):
@@ -110,14 +111,17 @@ async def close_timeslots(
     ),
 )
 async def availability(
-    start_from: AwareDatetime,
-    start_to: AwareDatetime,
+    start_from: UtcDatetime,
+    start_to: UtcDatetime,
     teacher_id: int | None = None,
     course_type: CourseType | None = None,
     student_id: int | None = None,
     limit: int = Query(200, ge=1, le=1000),
     ctx: Context = caller(Operation.read_availability),
 ) -> list[TimeslotOut]:
+    if student_id is not None:
+        ctx.acts_for_student(student_id)  # held slots are that student's business
+
     async def op(session: AsyncSession) -> list[TimeslotOut]:
         slots = await inventory.availability(
             session,

@@ -33,7 +33,7 @@ def upgrade() -> None:
     op.create_index("ix_audit_events_entity", "audit_events", ["entity", "entity_id"], unique=False)
     op.create_table(
         "operation_keys",
-        sa.Column("scope", sa.String(length=24), nullable=False),
+        sa.Column("scope", sa.String(length=100), nullable=False),
         sa.Column("key", sa.String(length=200), nullable=False),
         sa.Column("request_hash", sa.String(length=64), nullable=False),
         sa.Column("response", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
