@@ -10,11 +10,20 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 from sqlalchemy import text
+from temporalio.client import (
+    Client,
+    Interceptor,
+    OutboundInterceptor,
+    StartWorkflowInput,
+    WorkflowHandle,
+)
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -136,21 +145,58 @@ class Stack:
         return await self.env.get_current_time()
 
 
+HISTORIES = Path(__file__).parent / "histories"
+
+
+class StartedFlows(Interceptor):
+    """Notes the id of every workflow a test starts, to record its history afterwards."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        ids = self.ids
+
+        class Outbound(OutboundInterceptor):
+            async def start_workflow(self, input: StartWorkflowInput) -> WorkflowHandle[Any, Any]:
+                ids.append(input.id)
+                return await super().start_workflow(input)
+
+        return Outbound(next)
+
+
+async def record_histories(client: Client, flow_ids: list[str], test_name: str) -> None:
+    """With YUEKE_RECORD_HISTORIES=1, keep each flow's real history for the replay tests."""
+    for old in HISTORIES.glob(f"*/{test_name}--*.json"):
+        old.unlink()
+    for flow_id in dict.fromkeys(flow_ids):
+        history = await client.get_workflow_handle(flow_id).fetch_history()
+        kind = flow_id.rstrip("0123456789").rstrip("-")
+        folder = HISTORIES / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{test_name}--{flow_id}.json").write_text(history.to_json())
+
+
 @pytest.fixture
 async def stack(
-    time_skipping: WorkflowEnvironment, db: Sessions, database_url: str
+    request: pytest.FixtureRequest,
+    time_skipping: WorkflowEnvironment,
+    db: Sessions,
+    database_url: str,
 ) -> AsyncIterator[Stack]:
+    started = StartedFlows()
+    client = Client(**{**time_skipping.client.config(), "interceptors": [started]})
     settings = Settings(
         database_url=database_url,
         channel_keys=dev_channel_keys(),
         temporal_task_queue=f"yueke-test-{uuid.uuid4().hex[:8]}",
         temporal_search_attributes=False,
     )
-    worker = build_worker(time_skipping.client, db, settings, workflow_runner=STRICT_SANDBOX)
-    app = create_app(
-        settings, temporal_client=time_skipping.client, clock=time_skipping.get_current_time
-    )
+    worker = build_worker(client, db, settings, workflow_runner=STRICT_SANDBOX)
+    app = create_app(settings, temporal_client=client, clock=time_skipping.get_current_time)
     async with worker, app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://yueke") as client:
-            yield Stack(api=client, env=time_skipping, settings=settings)
+        async with httpx.AsyncClient(transport=transport, base_url="http://yueke") as api:
+            yield Stack(api=api, env=time_skipping, settings=settings)
+        if os.environ.get("YUEKE_RECORD_HISTORIES"):
+            await record_histories(client, started.ids, request.node.name)
