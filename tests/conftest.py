@@ -35,6 +35,7 @@ from yueke.store.db import Sessions, create_engine, sessions
 from yueke.store.migrate import upgrade_async
 from yueke.store.models import Base
 from yueke.worker import build_worker
+from yueke.workflows.common import SEARCH_ATTRIBUTES
 
 # A Monday, 00:00 UTC, far from any real clock: tests set time, they never read it.
 T0 = datetime(2030, 1, 7, tzinfo=UTC)
@@ -200,3 +201,34 @@ async def stack(
             yield Stack(api=api, env=time_skipping, settings=settings)
         if os.environ.get("YUEKE_RECORD_HISTORIES"):
             await record_histories(client, started.ids, request.node.name)
+
+
+@pytest.fixture(scope="session")
+async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    """The Temporal CLI dev server (as `yueke dev` runs it), with our search attributes."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=shutil.which("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=SEARCH_ATTRIBUTES,
+        dev_server_extra_args=["--log-level", "error"],
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+async def live_stack(
+    dev_server: WorkflowEnvironment, db: Sessions, database_url: str
+) -> AsyncIterator[Stack]:
+    """API and worker on the dev server, in real time, with search attributes on."""
+    settings = Settings(
+        database_url=database_url,
+        channel_keys=dev_channel_keys(),
+        temporal_task_queue=f"yueke-live-{uuid.uuid4().hex[:8]}",
+    )
+    worker = build_worker(dev_server.client, db, settings, workflow_runner=STRICT_SANDBOX)
+    app = create_app(settings, temporal_client=dev_server.client)
+    async with worker, app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://yueke") as api:
+            yield Stack(api=api, env=dev_server, settings=settings)

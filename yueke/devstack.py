@@ -12,7 +12,7 @@ import uvicorn
 from temporalio.client import Client
 
 from yueke import demo as demo_data
-from yueke import temporal
+from yueke import schedules, temporal
 from yueke.api.app import create_app
 from yueke.settings import Settings, dev_channel_keys
 from yueke.store.db import create_engine, sessions
@@ -71,6 +71,7 @@ async def connect_when_up(settings: Settings, seconds: float = 60) -> Client:
 async def run_worker(settings: Settings, client: Client | None = None) -> None:
     client = client or await connect_when_up(settings)
     await ensure_search_attributes(client, settings.temporal_namespace)
+    await schedules.ensure(client, settings)
     engine = create_engine(settings.database_url or "", application_name="yueke-worker")
     try:
         await build_worker(client, sessions(engine), settings).run()
@@ -99,6 +100,7 @@ async def run(settings: Settings, *, demo: bool = False) -> None:
             uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_level="info")
         )
         await ensure_search_attributes(client, settings.temporal_namespace)
+        await schedules.ensure(client, settings)
         async with build_worker(client, sessions(engine), settings):
             log.info(
                 "Yueke is up: API http://%s:%s (docs at /docs), Temporal Web UI "

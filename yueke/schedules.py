@@ -1,0 +1,38 @@
+"""Temporal Schedules: the timed jobs of supply-demand, created idempotently at start-up.
+
+Each entry is a schedule id and a function of the settings giving its Schedule; `ensure`
+creates what is missing and updates what exists, so every worker start converges on the
+settings. Times are set in Asia/Shanghai with hour, minute and second explicit.
+"""
+
+import logging
+from collections.abc import Callable
+
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleAlreadyRunningError,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+
+from yueke.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# schedule id -> the Schedule it should be, given the settings. Flows add theirs here.
+SCHEDULES: dict[str, Callable[[Settings], Schedule]] = {}
+
+
+async def ensure(client: Client, settings: Settings) -> None:
+    for schedule_id, build in SCHEDULES.items():
+        schedule = build(settings)
+        try:
+            await client.create_schedule(schedule_id, schedule)
+            log.info("created schedule %s", schedule_id)
+        except ScheduleAlreadyRunningError:
+
+            async def replace(_: ScheduleUpdateInput, new: Schedule = schedule) -> ScheduleUpdate:
+                return ScheduleUpdate(schedule=new)
+
+            await client.get_schedule_handle(schedule_id).update(replace)
