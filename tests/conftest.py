@@ -4,7 +4,6 @@ Each run gets its own fresh database, migrated by Alembic; each test starts from
 """
 
 import os
-import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -30,6 +29,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from temporalio.workflow import SandboxImportNotificationPolicy
 
 from yueke.api.app import create_app
+from yueke.devstack import installed
 from yueke.settings import Settings, dev_channel_keys
 from yueke.store.db import Sessions, create_engine, sessions
 from yueke.store.migrate import upgrade_async
@@ -119,7 +119,7 @@ async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
     """Temporal's time-skipping test server, one per test (it starts in 0.1 s): a 24 h timer
     passes in milliseconds, and no earlier test's timers fire into this one."""
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=shutil.which("temporal-test-server"),
+        test_server_existing_path=installed("temporal-test-server"),
         data_converter=pydantic_data_converter,
     )
     yield env
@@ -207,7 +207,7 @@ async def stack(
 async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
     """The Temporal CLI dev server (as `yueke dev` runs it), with our search attributes."""
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=shutil.which("temporal"),
+        dev_server_existing_path=installed("temporal"),
         data_converter=pydantic_data_converter,
         search_attributes=SEARCH_ATTRIBUTES,
         dev_server_extra_args=["--log-level", "error"],

