@@ -122,7 +122,7 @@ async def test_fireman_extends_then_ends_a_hold(stack: Stack) -> None:
     r = await api.post(
         f"/v1/teacher-cancels/{class_id}/extend", json={"until": until.isoformat()}, headers=FIREMAN
     )
-    assert r.status_code in (404, 409)  # the flow is over
+    assert (r.status_code, r.json()["code"]) == (409, "hold_closed")
 
 
 async def test_expired_hold_cannot_be_booked_even_before_the_timer_runs(stack: Stack) -> None:

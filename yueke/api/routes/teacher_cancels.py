@@ -11,7 +11,7 @@ from yueke.api.types import Text, UtcDatetime
 from yueke.domain.channels import Operation
 from yueke.domain.errors import ClassNotCancellable
 from yueke.domain.teacher_cancel import Ending, Extension, HoldView, TeacherCancelInput
-from yueke.domain.words import ClassState
+from yueke.domain.words import ClassState, HoldState
 from yueke.store import classes, holds
 from yueke.workflows.common import search_attributes
 from yueke.workflows.teacher_cancel import TeacherCancelHoldWorkflow
@@ -81,6 +81,17 @@ async def teacher_cancel(
     return await ctx.run(body, HoldView, op)
 
 
+async def _holding(ctx: Context, class_id: int) -> None:
+    """Refuse, from the database, to change a hold that is over (its flow may be gone)."""
+
+    async def read(session: AsyncSession) -> HoldState:
+        return (await holds.get_hold(session, class_id)).state
+
+    state = await ctx.read(read)
+    if state is not HoldState.holding:
+        raise holds.HoldClosed("the hold is over", class_id=class_id, state=state.value)
+
+
 @router.get(
     "/teacher-cancels/{class_id}",
     **describe(Operation.read_class, ["TCH-5"], "A teacher cancellation and its hold."),
@@ -101,6 +112,7 @@ async def read_hold(class_id: int, ctx: Context = caller(Operation.read_class)) 
 async def extend_hold(
     class_id: int, body: Extend, ctx: Context = caller(Operation.manage_hold)
 ) -> HoldView:
+    await _holding(ctx, class_id)
     extension = Extension(until=body.until, actor=ctx.actor)
     view: HoldView = await ctx.flows.ask(
         holds.flow_id(class_id), TeacherCancelHoldWorkflow.extend, extension
@@ -113,6 +125,7 @@ async def extend_hold(
     **describe(Operation.manage_hold, ["TCH-5"], "Fireman ends the hold now."),
 )
 async def end_hold(class_id: int, ctx: Context = caller(Operation.manage_hold)) -> HoldView:
+    await _holding(ctx, class_id)
     view: HoldView = await ctx.flows.ask(
         holds.flow_id(class_id), TeacherCancelHoldWorkflow.end, Ending(actor=ctx.actor)
     )

@@ -1,0 +1,3 @@
+from yueke.cli import main
+
+main()
