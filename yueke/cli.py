@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import contextlib
 import logging
 
 import uvicorn
@@ -27,7 +28,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "dev":
         from yueke.devstack import run
 
-        asyncio.run(run(settings, demo=args.demo))
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how the stack stops
+            asyncio.run(run(settings, demo=args.demo))
     elif args.command == "worker":
         from yueke.devstack import run_worker
 
