@@ -39,11 +39,12 @@ async def book_class(
     actor: Actor,
     now: datetime,
     rules: BookingRules,
-) -> Class:
+) -> tuple[Class, str | None]:
     """PAR-1, H5-1, H5-3, H5-4, LP-2: book an open slot, paid at once.
 
     Booking one of the slots a teacher offered after cancelling (TCH-5) ends that hold: the
-    other offered slots are removed in the same transaction.
+    other offered slots are removed in the same transaction, and the hold's flow id comes back
+    with the class, for the caller to tell the flow once committed.
     """
     await get_student(session, student_id)
     slot = await inventory.take_slot(session, timeslot_id, student_id=student_id, now=now)
@@ -61,7 +62,8 @@ async def book_class(
     )
     if holds.is_offered(slot):
         await holds.held_slot_booked(session, slot, booked, actor, now)
-    return booked
+        return booked, slot.origin
+    return booked, None
 
 
 async def new_class(
@@ -143,17 +145,19 @@ async def book_classes(
     Slots are taken in id order, so overlapping batches wait for each other, never deadlock.
     """
     booked = [
-        await book_class(
-            session,
-            student_id=student_id,
-            timeslot_id=timeslot_id,
-            course_type=course_type,
-            payment=payment,
-            lesson=None,
-            actor=actor,
-            now=now,
-            rules=rules,
-        )
+        (
+            await book_class(
+                session,
+                student_id=student_id,
+                timeslot_id=timeslot_id,
+                course_type=course_type,
+                payment=payment,
+                lesson=None,
+                actor=actor,
+                now=now,
+                rules=rules,
+            )
+        )[0]
         for timeslot_id in sorted(timeslot_ids)
     ]
     if len({c.teacher_id for c in booked}) > 1:

@@ -14,7 +14,7 @@ from yueke.domain.channels import Operation
 from yueke.domain.payment import Payment
 from yueke.domain.teacher_cancel import HeldSlotBooked
 from yueke.domain.words import Asset, ClassLabel, ClassState, CourseType
-from yueke.store import audit, classes, holds, inventory
+from yueke.store import audit, classes, inventory
 from yueke.workflows.teacher_cancel import TeacherCancelHoldWorkflow
 
 log = logging.getLogger(__name__)
@@ -89,10 +89,10 @@ class AuditOut(BaseModel):
 )
 async def book_class(body: BookClass, ctx: Context = caller(Operation.book_class)) -> ClassOut:
     ctx.acts_for_student(body.student_id)
-    hold_booked: list[str] = []  # the hold flow to tell, once committed
+    hold_flows: list[str] = []  # the hold flow to tell, once committed
 
     async def op(session: AsyncSession) -> ClassOut:
-        booked = await classes.book_class(
+        booked, hold_flow = await classes.book_class(
             session,
             student_id=body.student_id,
             timeslot_id=body.timeslot_id,
@@ -103,13 +103,12 @@ async def book_class(body: BookClass, ctx: Context = caller(Operation.book_class
             now=ctx.now,
             rules=ctx.rules,
         )
-        slot = await inventory.get_timeslot(session, body.timeslot_id)
-        if holds.is_offered(slot) and slot.origin is not None:
-            hold_booked.append(slot.origin)
+        if hold_flow is not None:
+            hold_flows.append(hold_flow)
         return ClassOut.model_validate(booked)
 
     booked = await ctx.run(body, ClassOut, op)
-    for flow_id in hold_booked:
+    for flow_id in hold_flows:
         # The other offered slots went in the booking's transaction; the flow only stops its
         # timer. If Temporal cannot hear it now, the timer's run finds the hold already booked.
         try:
