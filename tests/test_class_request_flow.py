@@ -314,3 +314,20 @@ async def test_lp_batch_lists_each_outcome(stack: Stack, db: Sessions) -> None:
     async with db() as session:
         assert (await session.scalars(select(Timeslot))).all() == []
     await assert_money_consistent(db)
+
+
+async def test_answers_take_an_idempotency_key(stack: Stack, db: Sessions) -> None:
+    """A teacher's retried approval gets the first answer back, not a 409."""
+    api = stack.api
+    t = await teacher(api)
+    s = await student(api, credits={"major": 1})
+    request = (await ask(api, s, t, on_grid(await stack.now(), 2 * DAY))).json()
+    headers = as_("teacher", t, **{"Idempotency-Key": "approve-once"})
+    url = f"/v1/class-requests/{request['id']}/approve"
+    first = await api.post(url, json={}, headers=headers)
+    again = await api.post(url, json={}, headers=headers)
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.json() == first.json()
+    other = await api.post(url, json={"keep_slot": True}, headers=headers)
+    assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused")
+    await assert_money_consistent(db)

@@ -136,7 +136,10 @@ async def request_classes(
             except Exception as exc:
                 return BatchItem(error=error_body(exc))
 
-    return BatchOutcome(results=list(await asyncio.gather(*(one(i) for i in body.requests))))
+    async def op(_: AsyncSession) -> BatchOutcome:
+        return BatchOutcome(results=list(await asyncio.gather(*(one(i) for i in body.requests))))
+
+    return await ctx.run(body, BatchOutcome, op)
 
 
 async def _pending_for(ctx: Context, request_id: int) -> RequestView:
@@ -165,12 +168,15 @@ async def _pending_for(ctx: Context, request_id: int) -> RequestView:
 async def approve(
     request_id: int, body: Approve, ctx: Context = caller(Operation.answer_request)
 ) -> RequestView:
-    await _pending_for(ctx, request_id)
-    approval = Approval(actor=ctx.actor, keep_slot=body.keep_slot)
-    view: RequestView = await ctx.flows.ask(
-        class_requests.flow_id(request_id), ClassRequestWorkflow.approve, approval
-    )
-    return view
+    async def op(_: AsyncSession) -> RequestView:
+        await _pending_for(ctx, request_id)
+        approval = Approval(actor=ctx.actor, keep_slot=body.keep_slot)
+        view: RequestView = await ctx.flows.ask(
+            class_requests.flow_id(request_id), ClassRequestWorkflow.approve, approval
+        )
+        return view
+
+    return await ctx.run(body, RequestView, op)
 
 
 @router.post(
@@ -182,12 +188,15 @@ async def approve(
 async def reject(
     request_id: int, body: Reason, ctx: Context = caller(Operation.answer_request)
 ) -> RequestView:
-    await _pending_for(ctx, request_id)
-    rejection = Rejection(actor=ctx.actor, reason=body.reason)
-    view: RequestView = await ctx.flows.ask(
-        class_requests.flow_id(request_id), ClassRequestWorkflow.reject, rejection
-    )
-    return view
+    async def op(_: AsyncSession) -> RequestView:
+        await _pending_for(ctx, request_id)
+        rejection = Rejection(actor=ctx.actor, reason=body.reason)
+        view: RequestView = await ctx.flows.ask(
+            class_requests.flow_id(request_id), ClassRequestWorkflow.reject, rejection
+        )
+        return view
+
+    return await ctx.run(body, RequestView, op)
 
 
 @router.post(
@@ -201,12 +210,15 @@ async def reject(
 async def withdraw(
     request_id: int, body: Reason, ctx: Context = caller(Operation.withdraw_request)
 ) -> RequestView:
-    await _pending_for(ctx, request_id)
-    withdrawal = Rejection(actor=ctx.actor, reason=body.reason)
-    view: RequestView = await ctx.flows.ask(
-        class_requests.flow_id(request_id), ClassRequestWorkflow.withdraw, withdrawal
-    )
-    return view
+    async def op(_: AsyncSession) -> RequestView:
+        await _pending_for(ctx, request_id)
+        withdrawal = Rejection(actor=ctx.actor, reason=body.reason)
+        view: RequestView = await ctx.flows.ask(
+            class_requests.flow_id(request_id), ClassRequestWorkflow.withdraw, withdrawal
+        )
+        return view
+
+    return await ctx.run(body, RequestView, op)
 
 
 @router.get("/{request_id}", **describe(Operation.read_requests, ["LP-6"], "One class request."))

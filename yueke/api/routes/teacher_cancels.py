@@ -112,12 +112,15 @@ async def read_hold(class_id: int, ctx: Context = caller(Operation.read_class)) 
 async def extend_hold(
     class_id: int, body: Extend, ctx: Context = caller(Operation.manage_hold)
 ) -> HoldView:
-    await _holding(ctx, class_id)
-    extension = Extension(until=body.until, actor=ctx.actor)
-    view: HoldView = await ctx.flows.ask(
-        holds.flow_id(class_id), TeacherCancelHoldWorkflow.extend, extension
-    )
-    return view
+    async def op(_: AsyncSession) -> HoldView:
+        await _holding(ctx, class_id)
+        extension = Extension(until=body.until, actor=ctx.actor)
+        view: HoldView = await ctx.flows.ask(
+            holds.flow_id(class_id), TeacherCancelHoldWorkflow.extend, extension
+        )
+        return view
+
+    return await ctx.run(body, HoldView, op)
 
 
 @router.post(
@@ -125,8 +128,11 @@ async def extend_hold(
     **describe(Operation.manage_hold, ["TCH-5"], "Fireman ends the hold now."),
 )
 async def end_hold(class_id: int, ctx: Context = caller(Operation.manage_hold)) -> HoldView:
-    await _holding(ctx, class_id)
-    view: HoldView = await ctx.flows.ask(
-        holds.flow_id(class_id), TeacherCancelHoldWorkflow.end, Ending(actor=ctx.actor)
-    )
-    return view
+    async def op(_: AsyncSession) -> HoldView:
+        await _holding(ctx, class_id)
+        view: HoldView = await ctx.flows.ask(
+            holds.flow_id(class_id), TeacherCancelHoldWorkflow.end, Ending(actor=ctx.actor)
+        )
+        return view
+
+    return await ctx.run(None, HoldView, op)
