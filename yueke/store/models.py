@@ -1,6 +1,6 @@
 """SQLAlchemy 2.0 typed mappings. The constraints here, not Python, decide who gets a slot."""
 
-from datetime import datetime
+from datetime import date, datetime, time
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -10,15 +10,19 @@ from sqlalchemy import (
     DateTime,
     Enum,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
     MetaData,
+    SmallInteger,
     String,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from yueke.domain.contract import ContractState, Role
+from yueke.domain.weekly import Weekday
 from yueke.domain.words import (
     Asset,
     ClassLabel,
@@ -280,3 +284,130 @@ class OperationKey(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     response: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime]
+
+
+class Contract(Base):
+    """A dual-excellence contract (双优合约): one student, a Chinese and a foreign teacher, each
+    at a fixed weekly local time, from first_week for `weeks` weeks (None: open-ended)."""
+
+    __tablename__ = "contracts"
+    __table_args__ = (
+        CheckConstraint("weeks IS NULL OR weeks > 0", name="weeks_positive"),
+        CheckConstraint("chinese_teacher_id <> foreign_teacher_id", name="two_teachers"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id"), index=True)
+    chinese_teacher_id: Mapped[int] = mapped_column(ForeignKey("teachers.id"), index=True)
+    chinese_weekday: Mapped[Weekday] = mapped_column(String(16))
+    chinese_start: Mapped[time]
+    foreign_teacher_id: Mapped[int] = mapped_column(ForeignKey("teachers.id"), index=True)
+    foreign_weekday: Mapped[Weekday] = mapped_column(String(16))
+    foreign_start: Mapped[time]
+    first_week: Mapped[date]
+    weeks: Mapped[int | None]
+    course_type: Mapped[CourseType] = mapped_column(_enum(CourseType))
+    state: Mapped[ContractState] = mapped_column(_enum(ContractState))
+    chinese_agreed: Mapped[bool | None]
+    foreign_agreed: Mapped[bool | None]
+    reason: Mapped[str | None] = mapped_column(String(500))
+    channel: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ContractWeek(Base):
+    """What became of one teacher's class in one contract week: its class, or the reason."""
+
+    __tablename__ = "contract_weeks"
+
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"), primary_key=True)
+    week: Mapped[date] = mapped_column(primary_key=True)
+    role: Mapped[Role] = mapped_column(_enum(Role), primary_key=True)
+    start_at: Mapped[datetime]
+    class_id: Mapped[int | None] = mapped_column(ForeignKey("classes.id"))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class BookingRule(Base):
+    """A student's weekly booking rule. kind 'auto': auto-booking (自动约, LP-1), teachers in
+    order of preference; kind 'exclusive': the weekly pattern with the exclusive teacher (SD-1)."""
+
+    __tablename__ = "booking_rules"
+
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    teacher_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
+    any_teacher: Mapped[bool]
+    course_type: Mapped[CourseType] = mapped_column(_enum(CourseType))
+    active: Mapped[bool]
+    channel: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime]
+
+
+class BookingWish(Base):
+    """One wished weekly time of a rule (local weekday and start); position 1 is wished most."""
+
+    __tablename__ = "booking_wishes"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["student_id", "kind"],
+            ["booking_rules.student_id", "booking_rules.kind"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    student_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    position: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    weekday: Mapped[int] = mapped_column(SmallInteger)  # 0 = Monday
+    start_time: Mapped[time]
+
+
+class BookingRun(Base):
+    """One run of weekly booking (auto, exclusive, exclusive_l7) for one week, for every
+    student with a rule or for one; its counters are the run's progress."""
+
+    __tablename__ = "booking_runs"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    week: Mapped[date]
+    student_id: Mapped[int | None] = mapped_column(ForeignKey("students.id"))
+    state: Mapped[str] = mapped_column(String(16))
+    students: Mapped[int]
+    rounds: Mapped[int]
+    booked: Mapped[int]
+    failed: Mapped[int]
+    flow_id: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class BookingRunStudent(Base):
+    """The run's students in their fair order (see store.auto_booking), fixed at its start."""
+
+    __tablename__ = "booking_run_students"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("booking_runs.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(primary_key=True)
+    student_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class BookingResult(Base):
+    """Per student and wish: the class booked, or the reason it was not."""
+
+    __tablename__ = "booking_results"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("booking_runs.id"), primary_key=True)
+    student_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    position: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    start_at: Mapped[datetime]
+    teacher_id: Mapped[int | None] = mapped_column(BigInteger)
+    class_id: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str | None] = mapped_column(String(64))

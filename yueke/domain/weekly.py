@@ -1,0 +1,69 @@
+"""The business week (Mon–Sun, Asia/Shanghai) and the weekly jobs' times (DOMAIN.md "Time rules").
+
+Pure functions on instants and dates; activities call them, workflows only compare the instants
+they return (zone data stays out of the workflow sandbox).
+"""
+
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel
+
+WEEK = timedelta(weeks=1)
+
+
+class Weekday(StrEnum):
+    """Named so that an API caller never wonders whether Monday is 0 or 1."""
+
+    monday = "monday"
+    tuesday = "tuesday"
+    wednesday = "wednesday"
+    thursday = "thursday"
+    friday = "friday"
+    saturday = "saturday"
+    sunday = "sunday"
+
+    @property
+    def index(self) -> int:
+        return list(Weekday).index(self)
+
+
+class WeeklyJobs(BaseModel):
+    """When the supply-demand Schedules fire, in the business time zone (settings.weekly)."""
+
+    # SD-1: exclusive-teacher students' classes for next week; Level 7 first, at midnight.
+    exclusive_booking_at: time = time(8, 0)
+    exclusive_l7_booking_at: time = time(0, 0)
+    # SD-6: auto-booking of the following Monday–Sunday.
+    auto_booking_at: time = time(12, 3)
+    # Students per auto-booking activity (one transaction each).
+    auto_booking_chunk: int = 1000
+
+
+def week_of(moment: datetime, zone: str) -> date:
+    """The Monday (a local date) of the business week that contains moment."""
+    local = moment.astimezone(ZoneInfo(zone)).date()
+    return local - timedelta(days=local.weekday())
+
+
+def next_week(moment: datetime, zone: str) -> date:
+    return week_of(moment, zone) + WEEK
+
+
+def at(week: date, weekday: int, start: time, zone: str) -> datetime:
+    """The UTC instant of a local weekday and time in the week starting on Monday `week`."""
+    local = datetime.combine(week + timedelta(days=weekday), start, ZoneInfo(zone))
+    return local.astimezone(UTC)
+
+
+def week_start(week: date, zone: str) -> datetime:
+    return at(week, 0, time(0), zone)
+
+
+def is_monday(day: date) -> bool:
+    return day.weekday() == 0
+
+
+def on_half_hour(start: time) -> bool:
+    return start.minute in (0, 30) and start.second == 0 and start.microsecond == 0
