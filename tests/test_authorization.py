@@ -61,6 +61,19 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/teacher-cancels/{class_id}/extend"): "manage_hold",
     ("POST", "/v1/teacher-cancels/{class_id}/end"): "manage_hold",
     ("GET", "/v1/flows/{flow_id}"): "read_flow",
+    # Issue 4: contracts, weekly booking runs, exclusive teachers.
+    ("POST", "/v1/contracts"): "propose_contract",
+    ("POST", "/v1/contracts/{contract_id}/agree"): "answer_contract",
+    ("POST", "/v1/contracts/{contract_id}/decline"): "answer_contract",
+    ("POST", "/v1/contracts/{contract_id}/terminate"): "terminate_contract",
+    ("POST", "/v1/contracts/{contract_id}/make-up"): "make_up_booking",
+    ("GET", "/v1/contracts/{contract_id}"): "read_contract",
+    ("PUT", "/v1/students/{student_id}/auto-booking-rule"): "save_booking_rules",
+    ("GET", "/v1/students/{student_id}/auto-booking-rule"): "read_booking_rules",
+    ("PUT", "/v1/students/{student_id}/exclusive-teacher"): "set_exclusive_teacher",
+    ("POST", "/v1/booking-runs"): "run_weekly_booking",
+    ("GET", "/v1/booking-runs/{run_id}"): "read_booking_runs",
+    ("GET", "/v1/booking-runs/{run_id}/results"): "read_booking_runs",
 }
 # Routes without a channel key, on purpose.
 PUBLIC = {

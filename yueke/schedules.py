@@ -17,11 +17,14 @@ from temporalio.client import (
 )
 
 from yueke.settings import Settings
+from yueke.weekly_schedules import WEEKLY_SCHEDULES
 
 log = logging.getLogger(__name__)
 
 # schedule id -> the Schedule it should be, given the settings. Flows add theirs here.
 SCHEDULES: dict[str, Callable[[Settings], Schedule]] = {}
+# Issue 4: exclusive-teacher booking (SD-1) and auto-booking (SD-6), every Monday.
+SCHEDULES.update(WEEKLY_SCHEDULES)
 
 
 async def ensure(client: Client, settings: Settings) -> None:

@@ -8,6 +8,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from yueke.domain.channels import Channel
 from yueke.domain.rules import BookingRules
+from yueke.domain.weekly import WeeklyJobs
 
 
 def _env(name: str) -> AliasChoices:
@@ -49,6 +50,8 @@ class Settings(BaseSettings):
     # Empty: every call is refused, except in the dev stack, which uses dev_channel_keys().
     channel_keys: dict[str, Channel] = {}
     rules: BookingRules = BookingRules()
+    # When the weekly booking Schedules fire (SD-1, SD-6), e.g. YUEKE_WEEKLY__AUTO_BOOKING_AT.
+    weekly: WeeklyJobs = WeeklyJobs()
 
     @property
     def temporal_target(self) -> str:

@@ -12,18 +12,25 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from yueke.activities.auto_booking import WeeklyBookingActivities
 from yueke.activities.class_request import ClassRequestActivities
+from yueke.activities.contract import ContractActivities
 from yueke.activities.teacher_cancel import TeacherCancelActivities
 from yueke.settings import Settings
 from yueke.store.db import Sessions
+from yueke.workflows.auto_booking import WeeklyBookingWorkflow
 from yueke.workflows.class_request import ClassRequestWorkflow
 from yueke.workflows.common import SEARCH_ATTRIBUTES
+from yueke.workflows.contract import ContractWorkflow
 from yueke.workflows.teacher_cancel import TeacherCancelHoldWorkflow
 
 log = logging.getLogger(__name__)
 
 WORKFLOWS: list[type] = [ClassRequestWorkflow, TeacherCancelHoldWorkflow]
 ACTIVITY_CLASSES = [ClassRequestActivities, TeacherCancelActivities]
+# Issue 4: contracts, weekly booking runs (auto-booking, exclusive teachers).
+WORKFLOWS += [ContractWorkflow, WeeklyBookingWorkflow]
+ACTIVITY_CLASSES += [ContractActivities, WeeklyBookingActivities]
 
 
 def activities(sessions: Sessions, settings: Settings) -> list[Callable[..., Any]]:

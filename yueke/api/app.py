@@ -15,11 +15,13 @@ from yueke.api.flows import Flows
 from yueke.api.routes import (
     class_requests,
     classes,
+    contracts,
     flows,
     money,
     people,
     teacher_cancels,
     timeslots,
+    weekly_booking,
 )
 from yueke.settings import Settings
 from yueke.store.db import create_engine, sessions
@@ -55,6 +57,8 @@ def create_app(
     app.state.clock = clock
     errors.install(app)
     for module in (people, timeslots, classes, money, class_requests, teacher_cancels, flows):
+        app.include_router(module.router)
+    for module in (contracts, weekly_booking):  # issue 4: contracts, weekly booking
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"])

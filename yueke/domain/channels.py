@@ -52,6 +52,16 @@ class Operation(StrEnum):
     teacher_cancel = "teacher_cancel"
     manage_hold = "manage_hold"
     read_flow = "read_flow"
+    propose_contract = "propose_contract"
+    answer_contract = "answer_contract"
+    terminate_contract = "terminate_contract"
+    read_contract = "read_contract"
+    make_up_booking = "make_up_booking"
+    save_booking_rules = "save_booking_rules"
+    read_booking_rules = "read_booking_rules"
+    run_weekly_booking = "run_weekly_booking"
+    read_booking_runs = "read_booking_runs"
+    set_exclusive_teacher = "set_exclusive_teacher"
 
 
 _STAFF_BOOKERS = frozenset(
@@ -85,6 +95,18 @@ ALLOWED: dict[Operation, frozenset[Channel]] = {
     Operation.read_flow: frozenset(
         {Channel.fireman, Channel.lp, Channel.supply_demand, Channel.cc, Channel.tmk}
     ),
+    # Issue 4: contracts (TCH-6, SD-7, SD-4), weekly booking (SD-1, SD-2, SD-6, LP-1).
+    Operation.propose_contract: frozenset({Channel.lp}),
+    Operation.answer_contract: frozenset({Channel.teacher}),
+    Operation.terminate_contract: frozenset({Channel.lp}),
+    Operation.read_contract: PARENTS
+    | {Channel.teacher, Channel.lp, Channel.fireman, Channel.supply_demand},
+    Operation.make_up_booking: frozenset({Channel.lp}),
+    Operation.save_booking_rules: frozenset({Channel.lp}),
+    Operation.read_booking_rules: frozenset({Channel.lp, Channel.supply_demand, Channel.fireman}),
+    Operation.run_weekly_booking: frozenset({Channel.lp, Channel.supply_demand}),
+    Operation.read_booking_runs: frozenset({Channel.lp, Channel.supply_demand, Channel.fireman}),
+    Operation.set_exclusive_teacher: frozenset({Channel.lp, Channel.supply_demand}),
 }
 
 

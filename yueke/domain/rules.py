@@ -1,6 +1,6 @@
 """Time and price rules (DOMAIN.md "Time rules"): every default is a setting."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from pydantic import BaseModel
 
@@ -28,6 +28,9 @@ class BookingRules(BaseModel):
         CourseType.open: 30,
     }
     business_time_zone: str = "Asia/Shanghai"
+    # SD-2: until this local time on Monday, an exclusive teacher's general slots of the
+    # following week are bookable only by their own exclusive students.
+    exclusive_priority_until: time = time(8, 30)
 
 
 def check_on_grid(start_at: datetime) -> None:

@@ -47,7 +47,9 @@ async def book_class(
     with the class, for the caller to tell the flow once committed.
     """
     await get_student(session, student_id)
-    slot = await inventory.take_slot(session, timeslot_id, student_id=student_id, now=now)
+    slot = await inventory.take_slot(
+        session, timeslot_id, student_id=student_id, now=now, rules=rules
+    )
     check_student_can_book(slot.start_at, now, rules)
     charge = await ledger.charge_for(session, student_id, course_type, payment, now, rules)
     booked = await new_class(

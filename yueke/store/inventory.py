@@ -7,7 +7,7 @@ direction); the partial unique index keeps one live slot per teacher and start.
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select, text, update
+from sqlalchemy import and_, or_, select, text, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -23,7 +23,7 @@ from yueke.domain.errors import (
 )
 from yueke.domain.rules import BookingRules, check_teacher_can_open
 from yueke.domain.words import CourseType, Direction, TimeslotState
-from yueke.store import audit
+from yueke.store import audit, exclusive
 from yueke.store.models import ClassRequest, Teacher, Timeslot
 from yueke.store.people import get_teacher
 
@@ -129,15 +129,23 @@ def _bookable_by(student_id: int, now: datetime) -> ColumnElement[bool]:
 
 
 async def take_slot(
-    session: AsyncSession, timeslot_id: int, *, student_id: int, now: datetime
+    session: AsyncSession,
+    timeslot_id: int,
+    *,
+    student_id: int,
+    now: datetime,
+    rules: BookingRules | None = None,
 ) -> Timeslot:
-    """Mark an open slot booked for this student, or say exactly why it cannot be."""
+    """Mark an open slot booked for this student, or say exactly why it cannot be.
+
+    With rules, the exclusive-teacher priority window (SD-2) applies too."""
     slot = await session.scalar(
         update(Timeslot)
         .where(
             Timeslot.id == timeslot_id,
             Timeslot.state == TimeslotState.open,
             _bookable_by(student_id, now),
+            ~exclusive.kept_from(student_id, now, rules) if rules is not None else true(),
         )
         .values(state=TimeslotState.booked, updated_at=now)
         .returning(Timeslot)
