@@ -18,7 +18,7 @@ TEACHERS = [
         [CourseType.major, CourseType.trial, CourseType.special],
     ),
     ("Liam (foreign)", TeacherKind.foreign, [CourseType.major, CourseType.l7_major]),
-    ("Wang Fang (Chinese)", TeacherKind.chinese, [CourseType.advanced]),
+    ("Wang Fang (Chinese)", TeacherKind.chinese, [CourseType.major, CourseType.advanced]),
 ]
 # Evenings in Beijing (UTC+8): 18:00-21:00 local is 10:00-13:00 UTC.
 DAILY_STARTS_UTC = [timedelta(hours=10, minutes=30 * i) for i in range(6)]
