@@ -5,6 +5,7 @@ from datetime import UTC, datetime, time, timedelta
 from pydantic import BaseModel
 
 from yueke.domain.errors import InPast, OffGrid, OutsideWindow
+from yueke.domain.overbooking import OverbookingRules
 from yueke.domain.words import Asset, CourseType
 
 SLOT = timedelta(minutes=30)
@@ -31,6 +32,8 @@ class BookingRules(BaseModel):
     # SD-2: until this local time on Monday, an exclusive teacher's general slots of the
     # following week are bookable only by their own exclusive students.
     exclusive_priority_until: time = time(8, 30)
+    # Over-booking (SD-5, CLS-2, H5-9): see yueke.domain.overbooking.
+    overbooking: OverbookingRules = OverbookingRules()
 
 
 def check_on_grid(start_at: datetime) -> None:

@@ -22,6 +22,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from yueke.domain.contract import ContractState, Role
+from yueke.domain.learning_progress import ProgressState
+from yueke.domain.overbooking import MatchSource, OverbookKind, OverbookState
 from yueke.domain.weekly import Weekday
 from yueke.domain.words import (
     Asset,
@@ -286,6 +288,49 @@ class OperationKey(Base):
     created_at: Mapped[datetime]
 
 
+class OverbookedClass(Base):
+    """A class booked with no teacher (超约), followed by its flow overbook-{class_id}.
+
+    Its row is the lock that serializes the student's entries, the flow's retries and its
+    give-up; the class row carries the teacher and the timeslot once matched.
+    """
+
+    __tablename__ = "overbooked_classes"
+    __table_args__ = (Index("ix_overbooked_classes_start_state", "start_at", "state"),)
+
+    class_id: Mapped[int] = mapped_column(ForeignKey("classes.id"), primary_key=True)
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id"), index=True)
+    kind: Mapped[OverbookKind] = mapped_column(_enum(OverbookKind))
+    course_type: Mapped[CourseType] = mapped_column(_enum(CourseType))
+    start_at: Mapped[datetime]
+    state: Mapped[OverbookState] = mapped_column(_enum(OverbookState))
+    entered_at: Mapped[datetime | None]
+    matched_at: Mapped[datetime | None]
+    matched_from: Mapped[MatchSource | None] = mapped_column(_enum(MatchSource))
+    wait_until: Mapped[datetime]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class TeacherSwap(Base):
+    """An in-class teacher change (SD-5d, FM-7): who left with which label, who took over."""
+
+    __tablename__ = "teacher_swaps"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    class_id: Mapped[int] = mapped_column(ForeignKey("classes.id"), index=True)
+    old_teacher_id: Mapped[int] = mapped_column(ForeignKey("teachers.id"))
+    old_timeslot_id: Mapped[int] = mapped_column(ForeignKey("timeslots.id"))
+    new_teacher_id: Mapped[int] = mapped_column(ForeignKey("teachers.id"))
+    new_timeslot_id: Mapped[int] = mapped_column(ForeignKey("timeslots.id"))
+    new_from: Mapped[MatchSource] = mapped_column(_enum(MatchSource))
+    old_teacher_label: Mapped[ClassLabel] = mapped_column(_enum(ClassLabel))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    channel: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime]
+
+
 class Contract(Base):
     """A dual-excellence contract (双优合约): one student, a Chinese and a foreign teacher, each
     at a fixed weekly local time, from first_week for `weeks` weeks (None: open-ended)."""
@@ -411,3 +456,26 @@ class BookingResult(Base):
     teacher_id: Mapped[int | None] = mapped_column(BigInteger)
     class_id: Mapped[int | None] = mapped_column(BigInteger)
     reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class LearningProgress(Base):
+    """A student's enrolment in a course (CUR-1, TMK-7, CC-8): the next lesson to book, out of
+    `lessons` (None: open-ended); completed once the last lesson is booked."""
+
+    __tablename__ = "learning_progress"
+    __table_args__ = (
+        Index("uq_learning_progress_student_course", "student_id", "course", unique=True),
+        CheckConstraint("next_lesson >= 1", name="next_lesson_positive"),
+        CheckConstraint("lessons IS NULL OR lessons >= 1", name="lessons_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id"))
+    course: Mapped[str] = mapped_column(String(32))
+    next_lesson: Mapped[int]
+    lessons: Mapped[int | None]
+    state: Mapped[ProgressState] = mapped_column(_enum(ProgressState))
+    channel: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
