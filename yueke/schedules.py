@@ -7,11 +7,18 @@ settings. Times are set in Asia/Shanghai with hour, minute and second explicit.
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from temporalio.client import (
     Client,
     Schedule,
+    ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
+    ScheduleCalendarSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleRange,
+    ScheduleSpec,
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
@@ -23,6 +30,35 @@ log = logging.getLogger(__name__)
 
 # schedule id -> the Schedule it should be, given the settings. Flows add theirs here.
 SCHEDULES: dict[str, Callable[[Settings], Schedule]] = {}
+
+
+def teacher_reservation(settings: Settings) -> Schedule:
+    """SD-5b: at :28 and :58 of every hour, reserve teachers for the next 14 days."""
+    from yueke.workflows.teacher_reservation import TeacherReservationWorkflow
+
+    rules = settings.rules.overbooking
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            TeacherReservationWorkflow.run,
+            id="teacher-reservation",
+            task_queue=settings.temporal_task_queue,
+            execution_timeout=timedelta(minutes=25),
+        ),
+        spec=ScheduleSpec(
+            calendars=[
+                ScheduleCalendarSpec(
+                    hour=[ScheduleRange(0, 23)],
+                    minute=[ScheduleRange(m) for m in rules.reservation_minutes],
+                    second=[ScheduleRange(rules.reservation_second)],
+                )
+            ],
+            time_zone_name=rules.reservation_time_zone,
+        ),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+
+
+SCHEDULES["teacher-reservation"] = teacher_reservation
 # Issue 4: exclusive-teacher booking (SD-1) and auto-booking (SD-6), every Monday.
 SCHEDULES.update(WEEKLY_SCHEDULES)
 

@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 from yueke.activities.auto_booking import WeeklyBookingActivities
 from yueke.activities.class_request import ClassRequestActivities
 from yueke.activities.contract import ContractActivities
+from yueke.activities.overbooking import OverbookedClassActivities, TeacherReservationActivities
 from yueke.activities.teacher_cancel import TeacherCancelActivities
 from yueke.settings import Settings
 from yueke.store.db import Sessions
@@ -22,7 +23,9 @@ from yueke.workflows.auto_booking import WeeklyBookingWorkflow
 from yueke.workflows.class_request import ClassRequestWorkflow
 from yueke.workflows.common import SEARCH_ATTRIBUTES
 from yueke.workflows.contract import ContractWorkflow
+from yueke.workflows.overbooked_class import OverbookedClassWorkflow
 from yueke.workflows.teacher_cancel import TeacherCancelHoldWorkflow
+from yueke.workflows.teacher_reservation import TeacherReservationWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,9 @@ ACTIVITY_CLASSES = [ClassRequestActivities, TeacherCancelActivities]
 # Issue 4: contracts, weekly booking runs (auto-booking, exclusive teachers).
 WORKFLOWS += [ContractWorkflow, WeeklyBookingWorkflow]
 ACTIVITY_CLASSES += [ContractActivities, WeeklyBookingActivities]
+# Issue 5: over-booking (SD-5).
+WORKFLOWS += [OverbookedClassWorkflow, TeacherReservationWorkflow]
+ACTIVITY_CLASSES += [OverbookedClassActivities, TeacherReservationActivities]
 
 
 def activities(sessions: Sessions, settings: Settings) -> list[Callable[..., Any]]:
