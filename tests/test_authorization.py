@@ -74,6 +74,23 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/booking-runs"): "run_weekly_booking",
     ("GET", "/v1/booking-runs/{run_id}"): "read_booking_runs",
     ("GET", "/v1/booking-runs/{run_id}/results"): "read_booking_runs",
+    # Issue 4 (rest): finish and labels, dino-home, make-up, learning progress.
+    ("POST", "/v1/classes/{class_id}/finish"): "finish_class",
+    ("POST", "/v1/classes/{class_id}/undo-finish"): "undo_finish",
+    ("POST", "/v1/classes/{class_id}/label"): "adjust_label",
+    ("POST", "/v1/dino-home/priority"): "dino_home_priority",
+    ("POST", "/v1/students/{student_id}/exclusive-make-up"): "make_up_booking",
+    ("POST", "/v1/learning-progress"): "create_learning_progress",
+    ("GET", "/v1/students/{student_id}/learning-progress"): "read_student",
+    ("POST", "/v1/advanced-classes"): "book_advanced_pair",
+    # Issue 5: over-booking.
+    ("POST", "/v1/overbooked-classes"): "book_overbooked",
+    ("POST", "/v1/overbooked-classes/real-booking"): "register_and_book_trial",
+    ("POST", "/v1/instant-classes"): "book_instant_class",
+    ("POST", "/v1/classroom/classes/{class_id}/entered"): "enter_classroom",
+    ("GET", "/v1/overbooked-classes/{class_id}"): "read_class",
+    ("POST", "/v1/classes/{class_id}/swap-teacher"): "swap_teacher",
+    ("POST", "/v1/teacher-reservations"): "reserve_teachers",
 }
 # Routes without a channel key, on purpose.
 PUBLIC = {
@@ -261,6 +278,11 @@ REQUESTS: dict[tuple[str, str], Callable[[World, int], Call]] = {
         "GET",
         "/v1/class-requests",
         {"params": {"teacher_id": w.teacher, "student_id": w.student}},
+    ),
+    ("GET", "/v1/students/{student_id}/learning-progress"): lambda w, i: (
+        "GET",
+        f"/v1/students/{w.student}/learning-progress",
+        {},
     ),
     ("POST", "/v1/students/{student_id}/coupons"): lambda w, i: (
         "POST",

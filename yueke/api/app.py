@@ -16,8 +16,13 @@ from yueke.api.routes import (
     class_requests,
     classes,
     contracts,
+    dino_home,
+    finish,
     flows,
+    learning_progress,
+    make_up,
     money,
+    overbooking,
     people,
     teacher_cancels,
     timeslots,
@@ -59,6 +64,9 @@ def create_app(
     for module in (people, timeslots, classes, money, class_requests, teacher_cancels, flows):
         app.include_router(module.router)
     for module in (contracts, weekly_booking):  # issue 4: contracts, weekly booking
+        app.include_router(module.router)
+    app.include_router(overbooking.router)  # issue 5: over-booking
+    for module in (finish, dino_home, make_up, learning_progress):  # issue 4: the rest
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"])

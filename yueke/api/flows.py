@@ -4,7 +4,7 @@ signals and queries; one Temporal client per process, connected on first use."""
 import asyncio
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy
 
 from yueke import temporal
@@ -50,6 +50,21 @@ class Flows:
             else None,
         )
         return await handle.execute_update(update)
+
+    async def start(
+        self, run: Any, *args: Any, flow_id: str, search_attributes: TypedSearchAttributes
+    ) -> WorkflowHandle[Any, Any]:
+        """Start the flow, or leave the running one of that id as it is; no answer awaited."""
+        return await (await self.client()).start_workflow(
+            run,
+            args=list(args),
+            id=flow_id,
+            task_queue=self._settings.temporal_task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=search_attributes
+            if self._settings.temporal_search_attributes
+            else None,
+        )
 
     async def ask(self, flow_id: str, update: Any, arg: Any) -> Any:
         handle = (await self.client()).get_workflow_handle(flow_id)

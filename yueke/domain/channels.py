@@ -51,6 +51,12 @@ class Operation(StrEnum):
     read_requests = "read_requests"
     teacher_cancel = "teacher_cancel"
     manage_hold = "manage_hold"
+    book_overbooked = "book_overbooked"
+    register_and_book_trial = "register_and_book_trial"
+    book_instant_class = "book_instant_class"
+    enter_classroom = "enter_classroom"
+    swap_teacher = "swap_teacher"
+    reserve_teachers = "reserve_teachers"
     read_flow = "read_flow"
     propose_contract = "propose_contract"
     answer_contract = "answer_contract"
@@ -62,6 +68,12 @@ class Operation(StrEnum):
     run_weekly_booking = "run_weekly_booking"
     read_booking_runs = "read_booking_runs"
     set_exclusive_teacher = "set_exclusive_teacher"
+    finish_class = "finish_class"
+    undo_finish = "undo_finish"
+    adjust_label = "adjust_label"
+    dino_home_priority = "dino_home_priority"
+    create_learning_progress = "create_learning_progress"
+    book_advanced_pair = "book_advanced_pair"
 
 
 _STAFF_BOOKERS = frozenset(
@@ -92,6 +104,14 @@ ALLOWED: dict[Operation, frozenset[Channel]] = {
     Operation.read_requests: PARENTS | {Channel.teacher, Channel.lp, Channel.fireman},
     Operation.teacher_cancel: frozenset({Channel.teacher, Channel.fireman}),
     Operation.manage_hold: frozenset({Channel.fireman}),
+    # Issue 5: over-booking (TMK-1, CC-1, SD-5a), real booking (H5-10), instant class (H5-9),
+    # classroom entry and match (CLS-2, SD-5c), in-class teacher swap (SD-5d, FM-7).
+    Operation.book_overbooked: frozenset({Channel.tmk, Channel.cc}),
+    Operation.register_and_book_trial: frozenset({Channel.parent_h5, Channel.tmk, Channel.cc}),
+    Operation.book_instant_class: PARENTS,
+    Operation.enter_classroom: frozenset({Channel.classroom}),
+    Operation.swap_teacher: frozenset({Channel.fireman}),
+    Operation.reserve_teachers: frozenset({Channel.supply_demand, Channel.fireman}),
     Operation.read_flow: frozenset(
         {Channel.fireman, Channel.lp, Channel.supply_demand, Channel.cc, Channel.tmk}
     ),
@@ -107,6 +127,16 @@ ALLOWED: dict[Operation, frozenset[Channel]] = {
     Operation.run_weekly_booking: frozenset({Channel.lp, Channel.supply_demand}),
     Operation.read_booking_runs: frozenset({Channel.lp, Channel.supply_demand, Channel.fireman}),
     Operation.set_exclusive_teacher: frozenset({Channel.lp, Channel.supply_demand}),
+    # Issue 4 (rest): finish (FM-3, FM-4), labels (LP-4, CC-7, FM-5), dino-home (SD-3, LP-7),
+    # learning progress (CUR-1, TMK-7, CC-8), all-round advanced pairs (CUR-1, CC-2).
+    Operation.finish_class: frozenset({Channel.fireman}),
+    Operation.undo_finish: frozenset({Channel.fireman}),
+    Operation.adjust_label: frozenset({Channel.lp, Channel.cc, Channel.fireman}),
+    Operation.dino_home_priority: frozenset({Channel.lp, Channel.supply_demand}),
+    Operation.create_learning_progress: frozenset(
+        {Channel.curriculum, Channel.tmk, Channel.cc, Channel.lp}
+    ),
+    Operation.book_advanced_pair: frozenset({Channel.curriculum, Channel.cc}),
 }
 
 
