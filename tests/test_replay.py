@@ -24,6 +24,7 @@ def test_every_flow_has_recorded_histories() -> None:
     kinds = {name.split("/")[0] for name in HISTORIES}
     assert {"class-request", "teacher-cancel"} <= kinds
     assert {"contract", "auto-booking", "exclusive-booking"} <= kinds  # issue 4
+    assert {"overbook", "teacher-reservation"} <= kinds  # issue 5
 
 
 @pytest.mark.parametrize("name", HISTORIES)
