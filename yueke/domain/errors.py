@@ -120,3 +120,53 @@ class ForbiddenActor(Forbidden):
 
 class IdempotencyKeyReused(Invalid):
     code = "idempotency_key_reused"
+
+
+# Issue 4 (rest): finish / undo finish / labels (FM-3, FM-4, LP-4, CC-7), dino-home priority
+# (SD-3, LP-7), exclusive-teacher make-up (SD-4), all-round advanced (CUR-1).
+
+
+class ClassNotFinishable(DomainError):
+    """Only a booked class that has started can be finished."""
+
+    code = "class_not_finishable"
+
+
+class ClassNotFinished(DomainError):
+    """Undo finish and label changes apply to finished classes only."""
+
+    code = "class_not_finished"
+
+
+class TrialClassesOnly(Forbidden):
+    """CC adjusts the labels of trial classes only (CC-7)."""
+
+    code = "trial_classes_only"
+
+
+class NotEligible(DomainError):
+    code = "not_eligible"
+
+
+class NoExclusiveTeacher(DomainError):
+    code = "no_exclusive_teacher"
+
+
+class NotExclusiveTeachersSlot(DomainError):
+    code = "not_exclusive_teachers_slot"
+
+
+class TeacherKindMismatch(Invalid):
+    code = "teacher_kind_mismatch"
+
+
+class SameTimeslot(Invalid):
+    code = "same_timeslot"
+
+
+class LearningProgressExists(DomainError):
+    code = "learning_progress_exists"
+
+
+class LearningProgressClosed(DomainError):
+    code = "learning_progress_closed"
