@@ -17,7 +17,11 @@ TEACHERS = [
         TeacherKind.foreign,
         [CourseType.major, CourseType.trial, CourseType.special],
     ),
-    ("Liam (foreign)", TeacherKind.foreign, [CourseType.major, CourseType.l7_major]),
+    (
+        "Liam (foreign)",
+        TeacherKind.foreign,
+        [CourseType.major, CourseType.l7_major, CourseType.advanced],
+    ),
     ("Wang Fang (Chinese)", TeacherKind.chinese, [CourseType.major, CourseType.advanced]),
 ]
 # Evenings in Beijing (UTC+8): 18:00-21:00 local is 10:00-13:00 UTC.
