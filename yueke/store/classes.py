@@ -88,13 +88,57 @@ async def new_class(
             course_type=course_type.value,
             teaches=teacher.course_types,
         )
+    booked = await paid_class(
+        session,
+        student_id=student_id,
+        teacher_id=slot.teacher_id,
+        timeslot_id=slot.id,
+        start_at=slot.start_at,
+        course_type=course_type,
+        charge=charge,
+        lesson=lesson,
+        actor=actor,
+        now=now,
+    )
+    await audit.record(session, "timeslot", [slot.id], "booked", actor, now, class_id=booked.id)
+    await audit.record(
+        session,
+        "class",
+        [booked.id],
+        "booked",
+        actor,
+        now,
+        timeslot_id=slot.id,
+        payment=charge.asset.value,
+        amount=charge.amount,
+    )
+    return booked
+
+
+async def paid_class(
+    session: AsyncSession,
+    *,
+    student_id: int,
+    teacher_id: int | None,
+    timeslot_id: int | None,
+    start_at: datetime,
+    course_type: CourseType,
+    charge: ledger.Charge,
+    lesson: str | None,
+    actor: Actor,
+    now: datetime,
+) -> Class:
+    """Insert the class and debit its payment; StudentBusy if the student has a class then.
+
+    With no teacher and no timeslot it is an over-booked class, matched later (SD-5).
+    """
     booked = await session.scalar(
         insert(Class)
         .values(
             student_id=student_id,
-            teacher_id=slot.teacher_id,
-            timeslot_id=slot.id,
-            start_at=slot.start_at,
+            teacher_id=teacher_id,
+            timeslot_id=timeslot_id,
+            start_at=start_at,
             course_type=course_type,
             state=ClassState.booked,
             lesson=lesson,
@@ -113,21 +157,9 @@ async def new_class(
         raise StudentBusy(
             "the student already has a class at that time",
             student_id=student_id,
-            start_at=slot.start_at.isoformat(),
+            start_at=start_at.isoformat(),
         )
     await ledger.withdraw(session, student_id, charge, "booking", actor, now, class_id=booked.id)
-    await audit.record(session, "timeslot", [slot.id], "booked", actor, now, class_id=booked.id)
-    await audit.record(
-        session,
-        "class",
-        [booked.id],
-        "booked",
-        actor,
-        now,
-        timeslot_id=slot.id,
-        payment=charge.asset.value,
-        amount=charge.amount,
-    )
     return booked
 
 

@@ -18,11 +18,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, text, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yueke.domain.channels import Actor
-from yueke.domain.errors import ClassNotCancellable, NotFound, StudentBusy
+from yueke.domain.errors import ClassNotCancellable, NotFound
 from yueke.domain.overbooking import (
     SLOT,
     TEACHER_LABELS,
@@ -44,7 +43,7 @@ from yueke.domain.overbooking import (
 from yueke.domain.payment import Payment
 from yueke.domain.rules import BookingRules, check_on_grid
 from yueke.domain.words import Asset, ClassLabel, ClassState, CourseType
-from yueke.store import audit, ledger, people
+from yueke.store import audit, classes, ledger, people
 from yueke.store.models import Class, OverbookedClass, TeacherSwap
 
 RESERVATION_ORIGIN = "teacher-reservation"
@@ -77,33 +76,18 @@ async def book(
     if kind is not OverbookKind.instant:
         check_can_overbook(start_at, now, rules.overbooking)
     charge = await ledger.charge_for(session, student_id, course_type, payment, now, rules)
-    booked = await session.scalar(
-        insert(Class)
-        .values(
-            student_id=student_id,
-            teacher_id=None,
-            timeslot_id=None,
-            start_at=start_at,
-            course_type=course_type,
-            state=ClassState.booked,
-            payment_asset=charge.asset,
-            payment_key=charge.key,
-            payment_amount=charge.amount,
-            channel=actor.channel.value,
-            actor_id=actor.id,
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing()
-        .returning(Class)
+    booked = await classes.paid_class(
+        session,
+        student_id=student_id,
+        teacher_id=None,
+        timeslot_id=None,
+        start_at=start_at,
+        course_type=course_type,
+        charge=charge,
+        lesson=None,
+        actor=actor,
+        now=now,
     )
-    if booked is None:
-        raise StudentBusy(
-            "the student already has a class at that time",
-            student_id=student_id,
-            start_at=start_at.isoformat(),
-        )
-    await ledger.withdraw(session, student_id, charge, "booking", actor, now, class_id=booked.id)
     session.add(
         OverbookedClass(
             class_id=booked.id,

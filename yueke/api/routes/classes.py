@@ -1,6 +1,5 @@
 """Classes: book open timeslots, cancel, read; and their audit trail."""
 
-import logging
 from datetime import datetime
 from typing import Any
 
@@ -9,15 +8,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yueke.api.context import Context, caller, describe
+from yueke.api.routes.teacher_cancels import tell_hold_booked
 from yueke.api.types import Text, UtcDatetime
 from yueke.domain.channels import Operation
 from yueke.domain.payment import Payment
-from yueke.domain.teacher_cancel import HeldSlotBooked
 from yueke.domain.words import Asset, ClassLabel, ClassState, CourseType
 from yueke.store import audit, classes, inventory
-from yueke.workflows.teacher_cancel import TeacherCancelHoldWorkflow
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["classes"])
 
 
@@ -109,16 +106,7 @@ async def book_class(body: BookClass, ctx: Context = caller(Operation.book_class
 
     booked = await ctx.run(body, ClassOut, op)
     for flow_id in hold_flows:
-        # The other offered slots went in the booking's transaction; the flow only stops its
-        # timer. If Temporal cannot hear it now, the timer's run finds the hold already booked.
-        try:
-            await ctx.flows.tell(
-                flow_id,
-                TeacherCancelHoldWorkflow.held_slot_booked,
-                HeldSlotBooked(class_id=booked.id, timeslot_id=body.timeslot_id),
-            )
-        except Exception as exc:
-            log.warning("could not tell %s that a held slot was booked: %s", flow_id, exc)
+        await tell_hold_booked(ctx, flow_id, booked.id, body.timeslot_id)
     return booked
 
 

@@ -1,22 +1,18 @@
 """SD-4: the LP's make-up booking (补约) with the student's exclusive teacher."""
 
-import logging
-
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yueke.api.context import Context, caller, describe
 from yueke.api.routes.classes import ClassOut
+from yueke.api.routes.teacher_cancels import tell_hold_booked
 from yueke.api.types import Text
 from yueke.domain.channels import Operation
 from yueke.domain.payment import Payment
-from yueke.domain.teacher_cancel import HeldSlotBooked
 from yueke.domain.words import CourseType
 from yueke.store import make_up
-from yueke.workflows.teacher_cancel import TeacherCancelHoldWorkflow
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/students", tags=["weekly booking"])
 
 
@@ -61,12 +57,5 @@ async def exclusive_make_up(
 
     booked = await ctx.run(body, ClassOut, op)
     for flow_id in hold_flows:
-        try:
-            await ctx.flows.tell(
-                flow_id,
-                TeacherCancelHoldWorkflow.held_slot_booked,
-                HeldSlotBooked(class_id=booked.id, timeslot_id=body.timeslot_id),
-            )
-        except Exception as exc:
-            log.warning("could not tell %s that a held slot was booked: %s", flow_id, exc)
+        await tell_hold_booked(ctx, flow_id, booked.id, body.timeslot_id)
     return booked

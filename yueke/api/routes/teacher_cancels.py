@@ -1,6 +1,8 @@
 """Teacher cancels a class and holds other times for the student (TCH-5). Each hold is a
 workflow, teacher-cancel-{class_id}; fireman may extend or end it."""
 
+import logging
+
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,13 +12,34 @@ from yueke.api.context import Context, caller, describe
 from yueke.api.types import Text, UtcDatetime
 from yueke.domain.channels import Operation
 from yueke.domain.errors import ClassNotCancellable
-from yueke.domain.teacher_cancel import Ending, Extension, HoldView, TeacherCancelInput
+from yueke.domain.teacher_cancel import (
+    Ending,
+    Extension,
+    HeldSlotBooked,
+    HoldView,
+    TeacherCancelInput,
+)
 from yueke.domain.words import ClassState, HoldState
 from yueke.store import classes, holds
 from yueke.workflows.common import search_attributes
 from yueke.workflows.teacher_cancel import TeacherCancelHoldWorkflow
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["teacher cancels"])
+
+
+async def tell_hold_booked(ctx: Context, flow_id: str, class_id: int, timeslot_id: int) -> None:
+    """After a booking of an offered slot committed: the other offered slots went in its
+    transaction, the hold's flow only stops its timer. If Temporal cannot hear it now, the
+    timer's run finds the hold already booked."""
+    try:
+        await ctx.flows.tell(
+            flow_id,
+            TeacherCancelHoldWorkflow.held_slot_booked,
+            HeldSlotBooked(class_id=class_id, timeslot_id=timeslot_id),
+        )
+    except Exception as exc:
+        log.warning("could not tell %s that a held slot was booked: %s", flow_id, exc)
 
 
 class TeacherCancel(BaseModel):
