@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import os
 import secrets
-import shutil
 import sys
 import time
 from contextlib import ExitStack
@@ -33,6 +32,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from bench.booking import server_url, with_database
+from yueke.devstack import installed
 from yueke.domain.auto_booking import RunKind, RunRequest
 from yueke.domain.channels import Actor, Channel
 from yueke.domain.weekly import next_week, week_start
@@ -137,7 +137,7 @@ async def run(args: argparse.Namespace, db_url: str, where: str) -> int:
         f"(PostgreSQL: {where})"
     )
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=shutil.which("temporal"),
+        dev_server_existing_path=installed("temporal"),
         data_converter=pydantic_data_converter,
         dev_server_extra_args=["--log-level", "error"],
     )

@@ -25,7 +25,6 @@ import asyncio
 import math
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import time
@@ -50,6 +49,7 @@ from bench.booking import (
     wait_healthy,
     with_database,
 )
+from yueke.devstack import installed
 from yueke.domain.channels import Actor, Channel
 from yueke.domain.overbooking import OverbookedClassInput, OverbookingRules, next_half_hour
 from yueke.settings import Settings
@@ -296,7 +296,7 @@ async def bench(args: argparse.Namespace, server: str, where: str) -> bool:
                 f"PostgreSQL {version.split()[0]} ({where})"
             )
             env = await WorkflowEnvironment.start_local(
-                dev_server_existing_path=shutil.which("temporal"),
+                dev_server_existing_path=installed("temporal"),
                 data_converter=pydantic_data_converter,
                 dev_server_extra_args=["--log-level", "error"],
             )
