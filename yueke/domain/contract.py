@@ -176,12 +176,4 @@ class BookContractWeek(BaseModel):
     now: datetime
 
 
-class MakeUp(BaseModel):
-    """SD-4: a replacement class with the contract's teacher, on the contract's direction."""
-
-    contract_id: int
-    role: Role
-    start_at: datetime
-
-
 ContractInput.model_rebuild()

@@ -158,11 +158,6 @@ def check_in_progress(start_at: datetime, now: datetime, rules: OverbookingRules
         )
 
 
-def pool_target(unmatched: int, factor: float) -> int:
-    """SD-5b: how many pool slots a half hour and course type should hold."""
-    return math.ceil(unmatched * factor - 1e-9) if unmatched > 0 else 0
-
-
 # --- what crosses Temporal --------------------------------------------------------------------
 
 
