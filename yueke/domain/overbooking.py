@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from yueke.domain.channels import Actor
 from yueke.domain.errors import DomainError, Invalid, OutsideWindow
+from yueke.domain.window import check_window
 from yueke.domain.words import ClassLabel, ClassState, CourseType, Direction
 
 SLOT = timedelta(minutes=30)
@@ -114,14 +115,9 @@ def next_half_hour(now: datetime) -> datetime:
 
 
 def check_can_overbook(start_at: datetime, now: datetime, rules: OverbookingRules) -> None:
-    earliest, latest = now + rules.book_min_lead, now + rules.book_ahead
-    if not earliest <= start_at <= latest:
-        raise OutsideWindow(
-            "an over-booked class is booked between the minimum lead and the horizon",
-            start_at=start_at.isoformat(),
-            earliest=earliest.isoformat(),
-            latest=latest.isoformat(),
-        )
+    check_window(
+        start_at, now, lead=rules.book_min_lead, ahead=rules.book_ahead, what="an over-booked class"
+    )
 
 
 def instant_start(now: datetime, rules: OverbookingRules) -> datetime:

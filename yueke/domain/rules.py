@@ -6,6 +6,7 @@ from pydantic import BaseModel
 
 from yueke.domain.errors import InPast, OffGrid, OutsideWindow
 from yueke.domain.overbooking import OverbookingRules
+from yueke.domain.window import check_window
 from yueke.domain.words import Asset, CourseType
 
 SLOT = timedelta(minutes=30)
@@ -58,31 +59,25 @@ def check_teacher_can_open(start_at: datetime, now: datetime, rules: BookingRule
 
 
 def check_student_can_book(start_at: datetime, now: datetime, rules: BookingRules) -> None:
-    if start_at <= now:
-        raise InPast("the class starts in the past", start_at=start_at.isoformat())
-    earliest, latest = now + rules.student_book_min_lead, now + rules.student_book_ahead
-    if not earliest <= start_at <= latest:
-        raise OutsideWindow(
-            "students book between the minimum lead and the limit ahead",
-            start_at=start_at.isoformat(),
-            earliest=earliest.isoformat(),
-            latest=latest.isoformat(),
-        )
+    check_window(
+        start_at,
+        now,
+        lead=rules.student_book_min_lead,
+        ahead=rules.student_book_ahead,
+        what="a booked class",
+    )
 
 
 def check_can_request(start_at: datetime, now: datetime, rules: BookingRules) -> None:
     """A class request is made on the grid, at least 3 h ahead, within the booking horizon."""
     check_on_grid(start_at)
-    if start_at <= now:
-        raise InPast("the class starts in the past", start_at=start_at.isoformat())
-    earliest, latest = now + rules.request_min_lead, now + rules.student_book_ahead
-    if not earliest <= start_at <= latest:
-        raise OutsideWindow(
-            "a class request is made between the minimum lead and the limit ahead",
-            start_at=start_at.isoformat(),
-            earliest=earliest.isoformat(),
-            latest=latest.isoformat(),
-        )
+    check_window(
+        start_at,
+        now,
+        lead=rules.request_min_lead,
+        ahead=rules.student_book_ahead,
+        what="a requested class",
+    )
 
 
 def request_deadline(created_at: datetime, start_at: datetime, rules: BookingRules) -> datetime:
