@@ -2,7 +2,7 @@
 
 A change that would break a running flow fails here; such a change needs `workflow.patched`.
 Record the histories anew with:
-    YUEKE_RECORD_HISTORIES=1 scripts/test -k flow
+    YUEKE_RECORD_HISTORIES=1 scripts/test
 """
 
 from pathlib import Path
