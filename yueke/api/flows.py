@@ -39,16 +39,7 @@ class Flows:
         so a retry after a failure between them is safe, and the time-skipping test server
         (which lacks update-with-start) runs the same code as production.
         """
-        handle = await (await self.client()).start_workflow(
-            run,
-            arg,
-            id=flow_id,
-            task_queue=self._settings.temporal_task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=search_attributes
-            if self._settings.temporal_search_attributes
-            else None,
-        )
+        handle = await self.start(run, arg, flow_id=flow_id, search_attributes=search_attributes)
         return await handle.execute_update(update)
 
     async def start(
