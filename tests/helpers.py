@@ -134,3 +134,20 @@ async def client_showing_500s(
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://yueke") as client:
             yield client
+
+
+async def refused(
+    api: httpx.AsyncClient,
+    db: Sessions,
+    url: str,
+    body: object,
+    headers: dict[str, str],
+    status: int,
+    code: str,
+) -> dict[str, Any]:
+    """The POST gets exactly this status and code and changes nothing; its details."""
+    before = await snapshot(db)
+    r = await api.post(url, json=body, headers=headers)
+    assert (r.status_code, r.json()["code"]) == (status, code), r.text
+    assert await snapshot(db) == before
+    return dict(r.json()["details"])

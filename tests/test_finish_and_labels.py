@@ -18,7 +18,7 @@ from tests.helpers import (
     balances,
     book,
     open_slots,
-    snapshot,
+    refused,
     student,
     teacher,
 )
@@ -36,22 +36,6 @@ async def booked_class(api: httpx.AsyncClient, course_type: str = "major") -> tu
     r = await book(api, s, slot, course_type=course_type)
     assert r.status_code == 201, r.text
     return int(r.json()["id"]), s
-
-
-async def refused(
-    api: httpx.AsyncClient,
-    db: Sessions,
-    url: str,
-    body: object,
-    headers: dict[str, str],
-    status: int,
-    code: str,
-) -> dict[str, object]:
-    before = await snapshot(db)
-    r = await api.post(url, json=body, headers=headers)
-    assert (r.status_code, r.json()["code"]) == (status, code), r.text
-    assert await snapshot(db) == before
-    return dict(r.json()["details"])
 
 
 async def test_finish_relabel_undo_and_the_audit_trail(

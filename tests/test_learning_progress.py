@@ -18,7 +18,7 @@ from tests.helpers import (
     balances,
     book,
     open_slots,
-    snapshot,
+    refused,
     student,
     teacher,
 )
@@ -33,22 +33,6 @@ async def progress(api: httpx.AsyncClient, s: int, **body: Any) -> dict[str, Any
     r = await api.post("/v1/learning-progress", json={"student_id": s, **body}, headers=CURRICULUM)
     assert r.status_code == 201, r.text
     return dict(r.json())
-
-
-async def refused(
-    api: httpx.AsyncClient,
-    db: Sessions,
-    url: str,
-    body: object,
-    headers: dict[str, str],
-    status: int,
-    code: str,
-) -> dict[str, Any]:
-    before = await snapshot(db)
-    r = await api.post(url, json=body, headers=headers)
-    assert (r.status_code, r.json()["code"]) == (status, code), r.text
-    assert await snapshot(db) == before
-    return dict(r.json()["details"])
 
 
 async def test_progress_is_created_once_per_course_by_its_channels(
