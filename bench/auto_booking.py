@@ -31,7 +31,7 @@ import asyncpg
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from bench.booking import server_url, with_database
+from bench.booking import fresh_database, server_url
 from yueke.devstack import installed
 from yueke.domain.auto_booking import RunKind, RunRequest
 from yueke.domain.channels import Actor, Channel
@@ -39,7 +39,6 @@ from yueke.domain.weekly import next_week, week_start
 from yueke.settings import Settings
 from yueke.store.db import create_engine, sessions
 from yueke.store.ledger import ledger_disagreements
-from yueke.store.migrate import upgrade
 from yueke.worker import build_worker
 from yueke.workflows.auto_booking import WeeklyBookingWorkflow
 
@@ -105,19 +104,11 @@ CHECKS = {
 async def main(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         url, where = server_url(stack, args.database_url or os.environ.get("DATABASE_URL"))
-        name = f"bench_{secrets.token_hex(4)}"
-        admin = await asyncpg.connect(url)
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        db_url = with_database(url, name)
-        try:
+        async with fresh_database(url) as db_url:
             return await run(args, db_url, where)
-        finally:
-            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-            await admin.close()
 
 
 async def run(args: argparse.Namespace, db_url: str, where: str) -> int:
-    await asyncio.to_thread(upgrade, db_url)
     now = datetime.now(UTC)
     week = next_week(now, ZONE)
     conn = await asyncpg.connect(db_url)

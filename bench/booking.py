@@ -33,8 +33,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import AsyncExitStack, ExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -108,6 +108,21 @@ def plain_url(url: str) -> str:
 def with_database(url: str, name: str) -> str:
     parts = urlsplit(plain_url(url))
     return urlunsplit(parts._replace(path="/" + name))
+
+
+@asynccontextmanager
+async def fresh_database(server: str) -> AsyncIterator[str]:
+    """A new database on the server, migrated to head, dropped afterwards (also on errors)."""
+    name = f"bench_{secrets.token_hex(5)}"
+    admin = await asyncpg.connect(server)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = with_database(server, name)
+        await asyncio.to_thread(upgrade, url)
+        yield url
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
 
 
 def server_url(stack: ExitStack, given: str | None) -> tuple[str, str]:
@@ -564,57 +579,46 @@ async def wait_healthy(base_url: str, process: subprocess.Popen[bytes], seconds:
 
 
 async def bench(args: argparse.Namespace, server: str, where: str) -> bool:
-    name = f"bench_{secrets.token_hex(5)}"
-    admin = await asyncpg.connect(server)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = with_database(server, name)
-    try:
-        async with AsyncExitStack() as stack:
-            await asyncio.to_thread(upgrade, url)
-            conn = await asyncpg.connect(url)
-            stack.push_async_callback(conn.close)
-            version = await conn.fetchval("SHOW server_version")
-            postmaster = local_postmaster(await conn.fetchval("SELECT pg_backend_pid()"))
-            print(
-                f"Yueke booking benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
-                f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, "
-                f"PostgreSQL {version.split()[0]} ({where})"
-            )
-            seeded = await seed(conn, teachers=args.teachers, slots=args.slots, phases=2)
-            print(
-                f"seeded {seeded.teachers} teachers, {len(seeded.students)} students with "
-                f"{seeded.credits} major credits each, "
-                f"{2 * math.ceil(args.slots / args.teachers) * args.teachers} open slots "
-                f"in {seeded.seconds:.2f} s"
-            )
+    async with fresh_database(server) as url, AsyncExitStack() as stack:
+        conn = await asyncpg.connect(url)
+        stack.push_async_callback(conn.close)
+        version = await conn.fetchval("SHOW server_version")
+        postmaster = local_postmaster(await conn.fetchval("SELECT pg_backend_pid()"))
+        print(
+            f"Yueke booking benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+            f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, "
+            f"PostgreSQL {version.split()[0]} ({where})"
+        )
+        seeded = await seed(conn, teachers=args.teachers, slots=args.slots, phases=2)
+        print(
+            f"seeded {seeded.teachers} teachers, {len(seeded.students)} students with "
+            f"{seeded.credits} major credits each, "
+            f"{2 * math.ceil(args.slots / args.teachers) * args.teachers} open slots "
+            f"in {seeded.seconds:.2f} s"
+        )
 
-            port = free_port()
-            base_url = f"http://127.0.0.1:{port}"
-            api = start_api(url, port)
-            try:
-                await wait_healthy(base_url, api, 60)
-                api_result = await api_phase(
-                    base_url, seeded.jobs[0], args.clients, api.pid, postmaster
-                )
-            finally:
-                stop_api(api)
-            print(api_result.report())
-            ok = await check(conn, url, api_result, seeded.jobs[0])
-
-            floor = await floor_phase(
-                url, seeded.jobs[1], args.clients, args.floor_pool, postmaster
+        port = free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        api = start_api(url, port)
+        try:
+            await wait_healthy(base_url, api, 60)
+            api_result = await api_phase(
+                base_url, seeded.jobs[0], args.clients, api.pid, postmaster
             )
-            print(floor.report())
-            ok = await check(conn, url, floor, seeded.jobs[1]) and ok
+        finally:
+            stop_api(api)
+        print(api_result.report())
+        ok = await check(conn, url, api_result, seeded.jobs[0])
 
-            print(
-                f"API / floor throughput: {api_result.rate:.0f} / {floor.rate:.0f} bookings/s = "
-                f"{api_result.rate / max(floor.rate, 1e-9):.3f}"
-            )
-            return ok
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        floor = await floor_phase(url, seeded.jobs[1], args.clients, args.floor_pool, postmaster)
+        print(floor.report())
+        ok = await check(conn, url, floor, seeded.jobs[1]) and ok
+
+        print(
+            f"API / floor throughput: {api_result.rate:.0f} / {floor.rate:.0f} bookings/s = "
+            f"{api_result.rate / max(floor.rate, 1e-9):.3f}"
+        )
+        return ok
 
 
 def main() -> None:

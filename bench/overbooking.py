@@ -25,7 +25,6 @@ import asyncio
 import json
 import math
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -44,11 +43,11 @@ from bench.booking import (
     CpuMeter,
     Phase,
     free_port,
+    fresh_database,
     local_postmaster,
     server_url,
     stop_api,
     wait_healthy,
-    with_database,
 )
 from bench.http import Connection
 from yueke.devstack import installed
@@ -58,7 +57,6 @@ from yueke.settings import Settings
 from yueke.store import overbooking
 from yueke.store.db import create_engine, sessions
 from yueke.store.ledger import ledger_disagreements
-from yueke.store.migrate import upgrade
 from yueke.worker import build_worker
 from yueke.workflows.overbooked_class import OverbookedClassWorkflow
 
@@ -282,87 +280,76 @@ async def check(conn: asyncpg.Connection, url: str, phase: Phase, n: int, teache
 
 
 async def bench(args: argparse.Namespace, server: str, where: str) -> bool:
-    name = f"bench_{secrets.token_hex(5)}"
-    admin = await asyncpg.connect(server)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = with_database(server, name)
-    try:
-        async with AsyncExitStack() as stack:
-            await asyncio.to_thread(upgrade, url)
-            conn = await asyncpg.connect(url)
-            stack.push_async_callback(conn.close)
-            version = await conn.fetchval("SHOW server_version")
-            postmaster = local_postmaster(await conn.fetchval("SELECT pg_backend_pid()"))
-            print(
-                f"Yueke over-booking spike benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
-                f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, "
-                f"PostgreSQL {version.split()[0]} ({where})"
-            )
-            env = await WorkflowEnvironment.start_local(
-                dev_server_existing_path=installed("temporal"),
-                data_converter=pydantic_data_converter,
-                dev_server_extra_args=["--log-level", "error"],
-            )
-            stack.push_async_callback(env.shutdown)
-            target = env.client.service_client.config.target_host
-            task_queue = f"bench-{uuid.uuid4().hex[:8]}"
+    async with fresh_database(server) as url, AsyncExitStack() as stack:
+        conn = await asyncpg.connect(url)
+        stack.push_async_callback(conn.close)
+        version = await conn.fetchval("SHOW server_version")
+        postmaster = local_postmaster(await conn.fetchval("SELECT pg_backend_pid()"))
+        print(
+            f"Yueke over-booking spike benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+            f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, "
+            f"PostgreSQL {version.split()[0]} ({where})"
+        )
+        env = await WorkflowEnvironment.start_local(
+            dev_server_existing_path=installed("temporal"),
+            data_converter=pydantic_data_converter,
+            dev_server_extra_args=["--log-level", "error"],
+        )
+        stack.push_async_callback(env.shutdown)
+        target = env.client.service_client.config.target_host
+        task_queue = f"bench-{uuid.uuid4().hex[:8]}"
 
-            now = datetime.now(UTC)
-            start = next_half_hour(now + timedelta(minutes=20))
-            n = args.classes
-            teachers = math.ceil(n * args.factor)
-            began = time.perf_counter()
-            booked = await seed(conn, classes=n, teachers=teachers, start=start, now=now)
-            print(
-                f"seeded {n} over-booked trial classes at {start:%H:%M} UTC and {teachers} "
-                f"trial teachers with an open slot then, in {time.perf_counter() - began:.2f} s"
-            )
-            engine = create_engine(url, application_name="yueke-bench-worker", pool_size=10)
-            stack.push_async_callback(engine.dispose)
-            settings = Settings(database_url=url, temporal_task_queue=task_queue)
-            worker = build_worker(env.client, sessions(engine), settings)
-            await stack.enter_async_context(worker)
-            seconds = await start_flows(env.client, task_queue, booked, start)
-            print(f"started {n} overbook-{{id}} flows on the dev server in {seconds:.1f} s")
+        now = datetime.now(UTC)
+        start = next_half_hour(now + timedelta(minutes=20))
+        n = args.classes
+        teachers = math.ceil(n * args.factor)
+        began = time.perf_counter()
+        booked = await seed(conn, classes=n, teachers=teachers, start=start, now=now)
+        print(
+            f"seeded {n} over-booked trial classes at {start:%H:%M} UTC and {teachers} "
+            f"trial teachers with an open slot then, in {time.perf_counter() - began:.2f} s"
+        )
+        engine = create_engine(url, application_name="yueke-bench-worker", pool_size=10)
+        stack.push_async_callback(engine.dispose)
+        settings = Settings(database_url=url, temporal_task_queue=task_queue)
+        worker = build_worker(env.client, sessions(engine), settings)
+        await stack.enter_async_context(worker)
+        seconds = await start_flows(env.client, task_queue, booked, start)
+        print(f"started {n} overbook-{{id}} flows on the dev server in {seconds:.1f} s")
 
-            rules = OverbookingRules(pool_factor=args.factor)
-            began = time.perf_counter()
-            async with sessions(engine).begin() as session:
-                run = await overbooking.reserve_teachers(
-                    session, now=datetime.now(UTC), rules=rules
-                )
-            print(
-                f"teacher reservation: demand {run.demand}, reserved {run.reserved} pool slots "
-                f"(factor {args.factor}), short {run.short}, in {time.perf_counter() - began:.2f} s"
-            )
+        rules = OverbookingRules(pool_factor=args.factor)
+        began = time.perf_counter()
+        async with sessions(engine).begin() as session:
+            run = await overbooking.reserve_teachers(session, now=datetime.now(UTC), rules=rules)
+        print(
+            f"teacher reservation: demand {run.demand}, reserved {run.reserved} pool slots "
+            f"(factor {args.factor}), short {run.short}, in {time.perf_counter() - began:.2f} s"
+        )
 
-            port = free_port()
-            base_url = f"http://127.0.0.1:{port}"
-            api = subprocess.Popen(  # noqa: ASYNC220 - started once, before measuring
-                [sys.executable, "-m", "bench.serve", "--database-url", url, "--port", str(port)],
-                cwd=REPO,
-                env={
-                    **os.environ,
-                    "TEMPORAL_ADDRESS": target,
-                    "YUEKE_TEMPORAL_TASK_QUEUE": task_queue,
-                    "YUEKE_RULES__OVERBOOKING__ENTRY_OPENS_BEFORE": "PT1H",
-                },
+        port = free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        api = subprocess.Popen(  # noqa: ASYNC220 - started once, before measuring
+            [sys.executable, "-m", "bench.serve", "--database-url", url, "--port", str(port)],
+            cwd=REPO,
+            env={
+                **os.environ,
+                "TEMPORAL_ADDRESS": target,
+                "YUEKE_TEMPORAL_TASK_QUEUE": task_queue,
+                "YUEKE_RULES__OVERBOOKING__ENTRY_OPENS_BEFORE": "PT1H",
+            },
+        )
+        try:
+            await wait_healthy(base_url, api, 60)
+            print(f"machine settled in {await settle():.1f} s")
+            phase, matched = await spike(
+                base_url, booked, args.spread, args.clients, api.pid, postmaster
             )
-            try:
-                await wait_healthy(base_url, api, 60)
-                print(f"machine settled in {await settle():.1f} s")
-                phase, matched = await spike(
-                    base_url, booked, args.spread, args.clients, api.pid, postmaster
-                )
-            finally:
-                stop_api(api)
-            report = phase.report().replace(" booked in ", " matched in ")
-            report = report.replace("bookings/s", "entries/s")
-            print(report)
-            return await check(conn, url, phase, n, matched)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        finally:
+            stop_api(api)
+        report = phase.report().replace(" booked in ", " matched in ")
+        report = report.replace("bookings/s", "entries/s")
+        print(report)
+        return await check(conn, url, phase, n, matched)
 
 
 def main() -> None:
