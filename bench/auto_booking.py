@@ -32,15 +32,15 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from bench.booking import fresh_database, server_url
+from domain.auto_booking import RunKind, RunRequest
+from domain.channels import Actor, Channel
+from domain.weekly import next_week, week_start
+from store.db import create_engine, sessions
+from store.ledger import ledger_disagreements
+from worker import build_worker
+from workflows.auto_booking import WeeklyBookingWorkflow
 from yueke.devstack import installed
-from yueke.domain.auto_booking import RunKind, RunRequest
-from yueke.domain.channels import Actor, Channel
-from yueke.domain.weekly import next_week, week_start
 from yueke.settings import Settings
-from yueke.store.db import create_engine, sessions
-from yueke.store.ledger import ledger_disagreements
-from yueke.worker import build_worker
-from yueke.workflows.auto_booking import WeeklyBookingWorkflow
 
 ZONE = "Asia/Shanghai"
 

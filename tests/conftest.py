@@ -28,14 +28,14 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 from temporalio.workflow import SandboxImportNotificationPolicy
 
-from yueke.api.app import create_app
+from api.app import create_app
+from store.db import Sessions, create_engine, sessions
+from store.migrate import upgrade_async
+from store.models import Base
+from worker import build_worker
+from workflows.common import SEARCH_ATTRIBUTES
 from yueke.devstack import installed
 from yueke.settings import Settings, dev_channel_keys
-from yueke.store.db import Sessions, create_engine, sessions
-from yueke.store.migrate import upgrade_async
-from yueke.store.models import Base
-from yueke.worker import build_worker
-from yueke.workflows.common import SEARCH_ATTRIBUTES
 
 # A Monday, 00:00 UTC, far from any real clock: tests set time, they never read it.
 T0 = datetime(2030, 1, 7, tzinfo=UTC)

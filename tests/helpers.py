@@ -8,11 +8,11 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select, text
 
-from yueke.api.app import create_app
+from api.app import create_app
+from store.db import Sessions
+from store.ledger import ledger_disagreements
+from store.models import Base, Class, LedgerEntry
 from yueke.settings import Settings
-from yueke.store.db import Sessions
-from yueke.store.ledger import ledger_disagreements
-from yueke.store.models import Base, Class, LedgerEntry
 
 
 def as_(channel: str, actor: object = "staff-1", **extra: str) -> dict[str, str]:

@@ -15,12 +15,12 @@ import httpx
 import pytest
 from starlette.routing import Mount, Route
 
+from api.app import create_app
+from domain.channels import ALLOWED, PARENTS, Channel, Operation
+from store.db import Sessions
 from tests.conftest import T0, Clock
 from tests.helpers import CC, LP, as_, client_showing_500s, open_slots, snapshot, student, teacher
-from yueke.api.app import create_app
-from yueke.domain.channels import ALLOWED, PARENTS, Channel, Operation
 from yueke.settings import Settings, dev_channel_keys
-from yueke.store.db import Sessions
 
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)

@@ -11,6 +11,15 @@ from typing import Any
 import httpx
 from sqlalchemy import select, text
 
+from domain.auto_booking import BookChunk, RunKind, RunRequest
+from domain.channels import Actor, Channel
+from domain.payment import Payment
+from domain.rules import BookingRules
+from domain.weekly import Weekday, at, next_week
+from domain.words import CourseType
+from store import auto_booking, classes
+from store.db import Sessions
+from store.models import BookingRunStudent
 from tests.conftest import T0, Clock, Stack
 from tests.helpers import (
     LP,
@@ -23,15 +32,6 @@ from tests.helpers import (
     student,
     teacher,
 )
-from yueke.domain.auto_booking import BookChunk, RunKind, RunRequest
-from yueke.domain.channels import Actor, Channel
-from yueke.domain.payment import Payment
-from yueke.domain.rules import BookingRules
-from yueke.domain.weekly import Weekday, at, next_week
-from yueke.domain.words import CourseType
-from yueke.store import auto_booking, classes
-from yueke.store.db import Sessions
-from yueke.store.models import BookingRunStudent
 
 ZONE = "Asia/Shanghai"
 SD = as_("supply_demand", "sd-1")

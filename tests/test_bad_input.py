@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from store.db import Sessions
 from tests.conftest import T0, Clock
 from tests.helpers import (
     CC,
@@ -29,7 +30,6 @@ from tests.helpers import (
     teacher,
 )
 from yueke.settings import Settings
-from yueke.store.db import Sessions
 
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)

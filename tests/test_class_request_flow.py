@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 import httpx
 from sqlalchemy import select
 
+from store.db import Sessions
+from store.models import Timeslot
 from tests.conftest import Stack
 from tests.helpers import (
     LP,
@@ -19,8 +21,6 @@ from tests.helpers import (
     student,
     teacher,
 )
-from yueke.store.db import Sessions
-from yueke.store.models import Timeslot
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)

@@ -10,6 +10,11 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from domain.channels import Actor, Channel
+from domain.contract import ContractInput, WeeklyTime
+from domain.weekly import Weekday, at, next_week, week_start
+from store.db import Sessions
+from store.models import Timeslot
 from tests.conftest import Stack
 from tests.helpers import (
     LP,
@@ -22,12 +27,7 @@ from tests.helpers import (
     student,
     teacher,
 )
-from yueke.domain.channels import Actor, Channel
-from yueke.domain.contract import ContractInput, WeeklyTime
-from yueke.domain.weekly import Weekday, at, next_week, week_start
-from yueke.store.db import Sessions
-from yueke.store.models import Timeslot
-from yueke.workflows.contract import ContractWorkflow
+from workflows.contract import ContractWorkflow
 
 ZONE = "Asia/Shanghai"
 WEEK = timedelta(weeks=1)

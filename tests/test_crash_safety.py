@@ -18,16 +18,16 @@ from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.class_request import ClassRequestActivities
+from api.app import create_app
+from domain.class_request import ApproveRequest, RequestView
+from store.db import Sessions
+from store.models import Class, LedgerEntry
 from tests.conftest import STRICT_SANDBOX
 from tests.helpers import LP, as_, assert_money_consistent, balances, student, teacher
 from tests.test_class_request_flow import ask, on_grid
-from yueke.activities.class_request import ClassRequestActivities
-from yueke.api.app import create_app
-from yueke.domain.class_request import ApproveRequest, RequestView
+from worker import WORKFLOWS, activities, build_worker
 from yueke.settings import Settings, dev_channel_keys
-from yueke.store.db import Sessions
-from yueke.store.models import Class, LedgerEntry
-from yueke.worker import WORKFLOWS, activities, build_worker
 
 
 async def test_a_worker_killed_mid_approval_books_once(

@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 
+from domain.weekly import WEEK, week_of, week_start
+from store.db import Sessions
 from tests.conftest import T0, Clock, Stack
 from tests.helpers import (
     FIREMAN,
@@ -23,8 +25,6 @@ from tests.helpers import (
     student,
     teacher,
 )
-from yueke.domain.weekly import WEEK, week_of, week_start
-from yueke.store.db import Sessions
 
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)

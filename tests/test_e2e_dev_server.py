@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from temporalio.client import WorkflowExecutionStatus
 
+from store.db import Sessions
 from tests.conftest import Stack
 from tests.helpers import (
     FIREMAN,
@@ -22,7 +23,6 @@ from tests.helpers import (
     teacher,
 )
 from tests.test_class_request_flow import ask, on_grid
-from yueke.store.db import Sessions
 
 DAY = timedelta(days=1)
 

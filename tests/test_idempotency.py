@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
+from store.db import Sessions
 from tests.conftest import T0
 from tests.helpers import (
     CC,
@@ -25,7 +26,6 @@ from tests.helpers import (
     student,
     teacher,
 )
-from yueke.store.db import Sessions
 
 DAY = timedelta(days=1)
 

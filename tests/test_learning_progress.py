@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from store.db import Sessions
 from tests.conftest import T0, Clock
 from tests.helpers import (
     CC,
@@ -22,7 +23,6 @@ from tests.helpers import (
     student,
     teacher,
 )
-from yueke.store.db import Sessions
 
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)

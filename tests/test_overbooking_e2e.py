@@ -13,16 +13,16 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from api.app import create_app
+from domain.overbooking import OverbookingRules, next_half_hour
+from domain.rules import BookingRules
+from store.db import Sessions
 from tests.conftest import STRICT_SANDBOX, Stack
 from tests.helpers import CC, FIREMAN, as_, assert_money_consistent, open_slots, student, teacher
 from tests.test_e2e_dev_server import flows_of_student
+from worker import build_worker
 from yueke import schedules
-from yueke.api.app import create_app
-from yueke.domain.overbooking import OverbookingRules, next_half_hour
-from yueke.domain.rules import BookingRules
 from yueke.settings import Settings, dev_channel_keys
-from yueke.store.db import Sessions
-from yueke.worker import build_worker
 
 
 @pytest.fixture

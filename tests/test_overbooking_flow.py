@@ -12,6 +12,9 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
+from domain.overbooking import next_half_hour
+from store.db import Sessions
+from store.models import Class, Timeslot
 from tests.conftest import Stack
 from tests.helpers import (
     CC,
@@ -24,9 +27,6 @@ from tests.helpers import (
     student,
     teacher,
 )
-from yueke.domain.overbooking import next_half_hour
-from yueke.store.db import Sessions
-from yueke.store.models import Class, Timeslot
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)

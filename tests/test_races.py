@@ -15,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from store.db import Sessions
 from tests.conftest import T0, Clock
 from tests.helpers import (
     CC,
@@ -30,7 +31,6 @@ from tests.helpers import (
     teacher,
 )
 from yueke.settings import Settings
-from yueke.store.db import Sessions
 
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)

@@ -12,7 +12,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from yueke.worker import WORKFLOWS
+from worker import WORKFLOWS
 
 HISTORIES = {
     f"{path.parent.name}/{path.stem}": path.read_text()

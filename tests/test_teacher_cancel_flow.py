@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 import httpx
 
+from store.db import Sessions
 from tests.conftest import Stack
 from tests.helpers import (
     FIREMAN,
@@ -20,7 +21,6 @@ from tests.helpers import (
     teacher,
 )
 from tests.test_class_request_flow import on_grid
-from yueke.store.db import Sessions
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)

@@ -10,18 +10,18 @@ from datetime import datetime, timedelta
 import httpx
 from sqlalchemy import func, select
 
+from domain.channels import Actor, Channel
+from domain.overbooking import OverbookingRules, OverbookKind, ReservationOutcome
+from domain.payment import Payment
+from domain.rules import BookingRules
+from domain.words import CourseType
+from store import overbooking
+from store.db import Sessions
+from store.models import Class, Timeslot
 from tests.conftest import T0
 from tests.helpers import CC, open_slots, student, teacher
-from yueke.domain.channels import Actor, Channel
-from yueke.domain.overbooking import OverbookingRules, OverbookKind, ReservationOutcome
-from yueke.domain.payment import Payment
-from yueke.domain.rules import BookingRules
-from yueke.domain.words import CourseType
 from yueke.schedules import SCHEDULES
 from yueke.settings import Settings
-from yueke.store import overbooking
-from yueke.store.db import Sessions
-from yueke.store.models import Class, Timeslot
 
 HOUR = timedelta(hours=1)
 RULES = OverbookingRules()

@@ -31,20 +31,21 @@ def main(argv: list[str] | None = None) -> None:
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how the stack stops
             asyncio.run(run(settings, demo=args.demo))
     elif args.command == "worker":
-        from yueke.devstack import run_worker
+        import worker
 
-        asyncio.run(run_worker(_require_database(settings)))
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(worker.run(_require_database(settings)))
     elif args.command == "api":
         _require_database(settings)
         uvicorn.run(
-            "yueke.api.main:app_from_env",
+            "api.main:app_from_env",
             factory=True,
             host=settings.api_host,
             port=settings.api_port,
             workers=args.workers,
         )
     else:
-        from yueke.store.migrate import upgrade
+        from store.migrate import upgrade
 
         upgrade(_require_database(settings).database_url or "")
 

@@ -4,12 +4,12 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from yueke.domain.channels import Actor, Channel
-from yueke.domain.rules import BookingRules
-from yueke.domain.words import Asset, CourseType, TeacherKind
-from yueke.store import inventory, ledger, people
-from yueke.store.db import Sessions
-from yueke.store.models import Teacher
+from domain.channels import Actor, Channel
+from domain.rules import BookingRules
+from domain.words import Asset, CourseType, TeacherKind
+from store import inventory, ledger, people
+from store.db import Sessions
+from store.models import Teacher
 
 TEACHERS = [
     (

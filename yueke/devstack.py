@@ -2,7 +2,6 @@
 migrations, the worker and the API in one process tree; Ctrl-C stops all of it. With
 DATABASE_URL or TEMPORAL_ADDRESS set, those servers are used instead of starting our own."""
 
-import asyncio
 import logging
 import shutil
 import subprocess
@@ -10,16 +9,16 @@ import sys
 from pathlib import Path
 
 import uvicorn
-from temporalio.client import Client
 
+from api.app import create_app
+from store.db import create_engine, sessions
+from store.migrate import upgrade_async
+from worker import build_worker, ensure_search_attributes
+from workflows.common import SEARCH_ATTRIBUTES
 from yueke import demo as demo_data
-from yueke import schedules, temporal
-from yueke.api.app import create_app
+from yueke import schedules
 from yueke.settings import Settings, dev_channel_keys
-from yueke.store.db import create_engine, sessions
-from yueke.store.migrate import upgrade_async
-from yueke.worker import build_worker, ensure_search_attributes
-from yueke.workflows.common import SEARCH_ATTRIBUTES
+from yueke.temporal import connect_when_up
 
 log = logging.getLogger("yueke.dev")
 
@@ -63,28 +62,6 @@ def start_temporal(settings: Settings) -> subprocess.Popen[bytes]:
         stdout=log_file,
         stderr=subprocess.STDOUT,
     )
-
-
-async def connect_when_up(settings: Settings, seconds: float = 60) -> Client:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        try:
-            return await temporal.connect(settings)
-        except RuntimeError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.5)
-
-
-async def run_worker(settings: Settings, client: Client | None = None) -> None:
-    client = client or await connect_when_up(settings)
-    await ensure_search_attributes(client, settings.temporal_namespace)
-    await schedules.ensure(client, settings)
-    engine = create_engine(settings.database_url or "", application_name="yueke-worker")
-    try:
-        await build_worker(client, sessions(engine), settings).run()
-    finally:
-        await engine.dispose()
 
 
 async def run(settings: Settings, *, demo: bool = False) -> None:

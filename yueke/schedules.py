@@ -34,7 +34,7 @@ SCHEDULES: dict[str, Callable[[Settings], Schedule]] = {}
 
 def teacher_reservation(settings: Settings) -> Schedule:
     """SD-5b: at :28 and :58 of every hour, reserve teachers for the next 14 days."""
-    from yueke.workflows.teacher_reservation import TeacherReservationWorkflow
+    from workflows.teacher_reservation import TeacherReservationWorkflow
 
     rules = settings.rules.overbooking
     return Schedule(

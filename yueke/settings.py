@@ -6,9 +6,9 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from yueke.domain.channels import Channel
-from yueke.domain.rules import BookingRules
-from yueke.domain.weekly import WeeklyJobs
+from domain.channels import Channel
+from domain.rules import BookingRules
+from domain.weekly import WeeklyJobs
 
 
 def _env(name: str) -> AliasChoices:

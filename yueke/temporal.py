@@ -1,5 +1,7 @@
 """The Temporal client, configured by settings, with the pydantic data converter."""
 
+import asyncio
+
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
 
@@ -20,3 +22,15 @@ async def connect(settings: Settings) -> Client:
         tls=tls,
         data_converter=pydantic_data_converter,
     )
+
+
+async def connect_when_up(settings: Settings, seconds: float = 60) -> Client:
+    """Connect, retrying while the server starts (the dev stack, a worker started first)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        try:
+            return await connect(settings)
+        except RuntimeError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.5)

@@ -18,10 +18,10 @@ from temporalio.client import (
     ScheduleSpec,
 )
 
-from yueke.domain.auto_booking import RunKind, RunRequest
-from yueke.domain.channels import Actor, Channel
+from domain.auto_booking import RunKind, RunRequest
+from domain.channels import Actor, Channel
+from workflows.auto_booking import WeeklyBookingWorkflow
 from yueke.settings import Settings
-from yueke.workflows.auto_booking import WeeklyBookingWorkflow
 
 
 def _monday_at(settings: Settings, kind: RunKind, at: time) -> Schedule:

@@ -1,0 +1,56 @@
+"""Thin Temporal activities: each runs one store operation in one transaction, once.
+
+The operation key is the activity's place in its workflow run, so a retry after a crash gets
+the first result back instead of acting twice (ARCHITECTURE rule 4). A refusal (DomainError)
+becomes a non-retryable ApplicationError carrying the same code, status and details.
+"""
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from domain.errors import DomainError
+from domain.refusal import Refusal
+from domain.rules import BookingRules
+from store import operation_keys
+from store.db import Sessions
+
+Out = TypeVar("Out", bound=BaseModel)
+
+
+def refusal_error(refusal: Refusal) -> ApplicationError:
+    return ApplicationError(
+        refusal.message, refusal.model_dump(mode="json"), type=refusal.code, non_retryable=True
+    )
+
+
+class StoreActivities:
+    def __init__(self, sessions: Sessions, rules: BookingRules) -> None:
+        self.sessions = sessions
+        self.rules = rules
+
+    async def once(
+        self,
+        step: BaseModel,
+        now: datetime,
+        out: type[Out],
+        op: Callable[[AsyncSession], Awaitable[Out]],
+    ) -> Out:
+        info = activity.info()
+        try:
+            return await operation_keys.once(
+                self.sessions,
+                scope="activity",
+                key=f"{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}",
+                request_hash=operation_keys.digest(step.model_dump_json()),
+                now=now,
+                out=out,
+                op=op,
+            )
+        except DomainError as error:
+            raise refusal_error(Refusal.of(error)) from error

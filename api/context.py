@@ -1,0 +1,145 @@
+"""Per-request context: who calls (channel key + X-Actor-Id), the clock, and transactions
+with Idempotency-Key replay."""
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Header, Request
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.flows import Flows
+from domain.channels import ALLOWED, PARENTS, Actor, Channel, Operation
+from domain.errors import DomainError, Forbidden, ForbiddenActor
+from domain.rules import BookingRules
+from store import operation_keys
+from store.db import Sessions
+
+Out = TypeVar("Out", bound=BaseModel)
+T = TypeVar("T")
+
+
+MAX_ACTOR_ID = 64  # the width of the actor_id columns
+
+
+class Unauthenticated(DomainError):
+    status = 401
+    code = "unauthenticated"
+
+
+@dataclass
+class Context:
+    actor: Actor
+    now: datetime
+    rules: BookingRules
+    sessions: Sessions
+    flows: Flows
+    path: str
+    idempotency_key: str | None
+
+    def acts_for_student(self, student_id: int) -> None:
+        """Parent channels act only for the student they are logged in as."""
+        if self.actor.channel in PARENTS and self.actor.id != str(student_id):
+            raise ForbiddenActor(
+                "a parent acts only for their own student",
+                channel=self.actor.channel.value,
+                actor_id=self.actor.id,
+                student_id=student_id,
+            )
+
+    def acts_for_teacher(self, teacher_id: int | None) -> None:
+        """The teacher portal acts only for the teacher logged in."""
+        if self.actor.channel is Channel.teacher and self.actor.id != str(teacher_id):
+            raise ForbiddenActor(
+                "a teacher acts only for themself",
+                actor_id=self.actor.id,
+                teacher_id=teacher_id,
+            )
+
+    def acts_for_class(self, student_id: int, teacher_id: int | None) -> None:
+        self.acts_for_student(student_id)
+        self.acts_for_teacher(teacher_id)
+
+    async def read(self, op: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        async with self.sessions() as session:
+            return await op(session)
+
+    async def run(
+        self, body: BaseModel | None, out: type[Out], op: Callable[[AsyncSession], Awaitable[Out]]
+    ) -> Out:
+        """One transaction; with an Idempotency-Key, a repeat of the same request replays the
+        first response instead of acting again."""
+        return await operation_keys.once(
+            self.sessions,
+            # Keys are each caller's own: one parent's key never replays another's answer.
+            scope=f"{self.actor.channel.value}:{self.actor.id}",
+            key=self.idempotency_key,
+            request_hash=operation_keys.digest(
+                self.path + "\n" + (body.model_dump_json() if body is not None else "")
+            ),
+            now=self.now,
+            out=out,
+            op=op,
+        )
+
+
+def _caller(request: Request, authorization: str | None, actor_id: str | None) -> Actor:
+    keys: dict[str, Channel] = request.app.state.settings.channel_keys
+    scheme, _, token = (authorization or "").partition(" ")
+    channel = keys.get(token) if scheme.lower() == "bearer" else None
+    if channel is None:
+        raise Unauthenticated("send Authorization: Bearer <channel key>")
+    if not actor_id or len(actor_id) > MAX_ACTOR_ID:
+        raise Unauthenticated(
+            f"send X-Actor-Id: the acting user, 1 to {MAX_ACTOR_ID} characters",
+            channel=channel.value,
+        )
+    return Actor(channel=channel, id=actor_id)
+
+
+def allowed(operation: Operation) -> Callable[..., Awaitable[Context]]:
+    """Dependency: the caller's context, if its channel may perform this operation."""
+
+    async def dependency(
+        request: Request,
+        authorization: Annotated[str | None, Header()] = None,
+        x_actor_id: Annotated[str | None, Header()] = None,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> Context:
+        actor = _caller(request, authorization, x_actor_id)
+        if actor.channel not in ALLOWED[operation]:
+            raise Forbidden(
+                f"channel {actor.channel.value} may not {operation.value}",
+                channel=actor.channel.value,
+                operation=operation.value,
+            )
+        state = request.app.state
+        now = state.clock()
+        return Context(
+            actor=actor,
+            now=await now if inspect.isawaitable(now) else now,
+            rules=state.settings.rules,
+            sessions=state.sessions,
+            flows=state.flows,
+            path=request.url.path,
+            idempotency_key=idempotency_key,
+        )
+
+    return dependency
+
+
+def caller(operation: Operation) -> Any:
+    return Depends(allowed(operation))
+
+
+def describe(operation: Operation, ids: Iterable[str], text: str) -> dict[str, Any]:
+    """Route documentation that names the DOMAIN.md operation IDs and the allowed channels."""
+    channels = ", ".join(sorted(c.value for c in ALLOWED[operation]))
+    covers = ", ".join(ids) or "-"
+    return {
+        "description": f"{text}\n\nCovers: {covers}. Channels: {channels}.",
+        "openapi_extra": {"x-operation-ids": list(ids), "x-channels": channels.split(", ")},
+    }

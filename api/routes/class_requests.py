@@ -1,0 +1,269 @@
+"""Class requests (求课): ask a teacher for a time; the teacher approves or rejects; the
+requester may withdraw. Each request is a workflow, class-request-{id}."""
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.context import Context, caller, describe
+from api.errors import error_body
+from api.types import Text, UtcDatetime
+from domain.channels import Channel, Operation
+from domain.class_request import Approval, ClassRequestInput, Rejection, RequestView
+from domain.errors import ForbiddenActor, Invalid
+from domain.payment import Payment
+from domain.words import CourseType, RequestState
+from store import class_requests
+from workflows.class_request import ClassRequestWorkflow
+from workflows.common import search_attributes
+
+router = APIRouter(prefix="/v1/class-requests", tags=["class requests"])
+
+
+class NewRequest(BaseModel):
+    student_id: int
+    teacher_id: int
+    start_at: UtcDatetime
+    course_type: CourseType
+    payment: Payment = Payment()
+
+
+class NewRequests(BaseModel):
+    requests: list[NewRequest] = Field(min_length=1, max_length=100)
+
+
+class BatchItem(BaseModel):
+    request: RequestView | None = None
+    error: dict[str, Any] | None = None
+
+
+class BatchOutcome(BaseModel):
+    results: list[BatchItem]
+
+
+class Approve(BaseModel):
+    keep_slot: bool = Field(False, description="keep the slot as inventory if the student cancels")
+
+
+class Reason(BaseModel):
+    reason: Text | None = Field(None, max_length=500)
+
+
+async def _request(ctx: Context, body: NewRequest) -> RequestView:
+    """Refuse what can be refused at once, then start the flow and wait for the held payment."""
+
+    async def check(session: AsyncSession) -> int:
+        await class_requests.check_request(
+            session,
+            student_id=body.student_id,
+            teacher_id=body.teacher_id,
+            start_at=body.start_at,
+            course_type=body.course_type,
+            now=ctx.now,
+            rules=ctx.rules,
+        )
+        return await class_requests.next_request_id(session)
+
+    request_id = await ctx.read(check)
+    flow_input = ClassRequestInput(
+        request_id=request_id,
+        student_id=body.student_id,
+        teacher_id=body.teacher_id,
+        start_at=body.start_at,
+        course_type=body.course_type,
+        payment=body.payment,
+        actor=ctx.actor,
+    )
+    view: RequestView = await ctx.flows.start_and_ask(
+        ClassRequestWorkflow.run,
+        flow_input,
+        flow_id=class_requests.flow_id(request_id),
+        update=ClassRequestWorkflow.submitted,
+        search_attributes=search_attributes(
+            "class_request",
+            student_id=body.student_id,
+            teacher_id=body.teacher_id,
+            channel=ctx.actor.channel.value,
+        ),
+    )
+    return view
+
+
+@router.post(
+    "",
+    status_code=201,
+    **describe(
+        Operation.request_class,
+        ["LP-6", "TCH-3", "TCH-4"],
+        "Ask a teacher for a time they have not opened (at least 3 h ahead). The payment is "
+        "held at once; the teacher answers before min(created + 24 h, start - 2 h), else the "
+        "request expires and the hold returns. Workflow id: class-request-{id}.",
+    ),
+)
+async def request_class(
+    body: NewRequest, ctx: Context = caller(Operation.request_class)
+) -> RequestView:
+    ctx.acts_for_student(body.student_id)
+
+    async def op(_: AsyncSession) -> RequestView:
+        return await _request(ctx, body)
+
+    return await ctx.run(body, RequestView, op)
+
+
+@router.post(
+    "/batch",
+    status_code=200,
+    **describe(
+        Operation.request_classes_batch,
+        ["LP-6", "LP-7"],
+        "Many (student, teacher, time) requests in one call, each its own workflow; the "
+        "response lists each outcome in order: the request, or the error it met.",
+    ),
+)
+async def request_classes(
+    body: NewRequests, ctx: Context = caller(Operation.request_classes_batch)
+) -> BatchOutcome:
+    gate = asyncio.Semaphore(8)
+
+    async def one(item: NewRequest) -> BatchItem:
+        async with gate:
+            try:
+                return BatchItem(request=await _request(ctx, item))
+            except Exception as exc:
+                return BatchItem(error=error_body(exc))
+
+    async def op(_: AsyncSession) -> BatchOutcome:
+        return BatchOutcome(results=list(await asyncio.gather(*(one(i) for i in body.requests))))
+
+    return await ctx.run(body, BatchOutcome, op)
+
+
+async def _pending_for(ctx: Context, request_id: int) -> RequestView:
+    async def read(session: AsyncSession) -> RequestView:
+        return RequestView.model_validate(await class_requests.get_request(session, request_id))
+
+    view = await ctx.read(read)
+    ctx.acts_for_class(view.student_id, view.teacher_id)
+    if view.state is not RequestState.pending:
+        raise class_requests.RequestClosed(
+            "the request is no longer pending", request_id=request_id, state=view.state.value
+        )
+    return view
+
+
+@router.post(
+    "/{request_id}/approve",
+    **describe(
+        Operation.answer_request,
+        ["TCH-3"],
+        "The requested teacher approves: the timeslot is created and the class booked in one "
+        "step, paid by the hold. keep_slot: if the student cancels, the slot stays as general "
+        "inventory instead of being removed.",
+    ),
+)
+async def approve(
+    request_id: int, body: Approve, ctx: Context = caller(Operation.answer_request)
+) -> RequestView:
+    async def op(_: AsyncSession) -> RequestView:
+        await _pending_for(ctx, request_id)
+        approval = Approval(actor=ctx.actor, keep_slot=body.keep_slot)
+        view: RequestView = await ctx.flows.ask(
+            class_requests.flow_id(request_id), ClassRequestWorkflow.approve, approval
+        )
+        return view
+
+    return await ctx.run(body, RequestView, op)
+
+
+@router.post(
+    "/{request_id}/reject",
+    **describe(
+        Operation.answer_request, ["TCH-4"], "The requested teacher rejects; the hold returns."
+    ),
+)
+async def reject(
+    request_id: int, body: Reason, ctx: Context = caller(Operation.answer_request)
+) -> RequestView:
+    async def op(_: AsyncSession) -> RequestView:
+        await _pending_for(ctx, request_id)
+        rejection = Rejection(actor=ctx.actor, reason=body.reason)
+        view: RequestView = await ctx.flows.ask(
+            class_requests.flow_id(request_id), ClassRequestWorkflow.reject, rejection
+        )
+        return view
+
+    return await ctx.run(body, RequestView, op)
+
+
+@router.post(
+    "/{request_id}/withdraw",
+    **describe(
+        Operation.withdraw_request,
+        ["LP-6"],
+        "The requester withdraws a pending request; the hold returns.",
+    ),
+)
+async def withdraw(
+    request_id: int, body: Reason, ctx: Context = caller(Operation.withdraw_request)
+) -> RequestView:
+    async def op(_: AsyncSession) -> RequestView:
+        await _pending_for(ctx, request_id)
+        withdrawal = Rejection(actor=ctx.actor, reason=body.reason)
+        view: RequestView = await ctx.flows.ask(
+            class_requests.flow_id(request_id), ClassRequestWorkflow.withdraw, withdrawal
+        )
+        return view
+
+    return await ctx.run(body, RequestView, op)
+
+
+@router.get("/{request_id}", **describe(Operation.read_requests, ["LP-6"], "One class request."))
+async def read_request(
+    request_id: int, ctx: Context = caller(Operation.read_requests)
+) -> RequestView:
+    async def read(session: AsyncSession) -> RequestView:
+        return RequestView.model_validate(await class_requests.get_request(session, request_id))
+
+    view = await ctx.read(read)
+    ctx.acts_for_class(view.student_id, view.teacher_id)
+    return view
+
+
+@router.get(
+    "",
+    **describe(
+        Operation.read_requests,
+        ["TCH-3", "TCH-4", "LP-6"],
+        "Class requests by teacher or by student, optionally by state (e.g. pending). A "
+        "teacher sees their own, a parent their student's.",
+    ),
+)
+async def list_requests(
+    teacher_id: int | None = None,
+    student_id: int | None = None,
+    state: RequestState | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+    ctx: Context = caller(Operation.read_requests),
+) -> list[RequestView]:
+    if teacher_id is None and student_id is None:
+        raise Invalid("name a teacher_id or a student_id", fields=["teacher_id", "student_id"])
+    if ctx.actor.channel is Channel.teacher and teacher_id is None:
+        raise ForbiddenActor("a teacher lists their own requests", actor_id=ctx.actor.id)
+    if teacher_id is not None:
+        ctx.acts_for_teacher(teacher_id)
+    if student_id is not None:
+        ctx.acts_for_student(student_id)
+    elif ctx.actor.channel in (Channel.parent_pc, Channel.parent_h5):
+        raise ForbiddenActor("a parent lists their own student's requests", actor_id=ctx.actor.id)
+
+    async def read(session: AsyncSession) -> list[RequestView]:
+        found = await class_requests.requests_of(
+            session, teacher_id=teacher_id, student_id=student_id, state=state, limit=limit
+        )
+        return [RequestView.model_validate(r) for r in found]
+
+    return await ctx.read(read)

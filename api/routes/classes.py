@@ -1,0 +1,225 @@
+"""Classes: book open timeslots, cancel, read; and their audit trail."""
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.context import Context, caller, describe
+from api.routes.teacher_cancels import tell_hold_booked
+from api.types import Text, UtcDatetime
+from domain.channels import Operation
+from domain.payment import Payment
+from domain.words import Asset, ClassLabel, ClassState, CourseType
+from store import audit, classes, inventory
+
+router = APIRouter(prefix="/v1", tags=["classes"])
+
+
+class ClassOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    student_id: int
+    teacher_id: int | None
+    timeslot_id: int | None
+    start_at: datetime
+    course_type: CourseType
+    state: ClassState
+    label: ClassLabel | None
+    lesson: str | None
+    payment_asset: Asset
+    payment_key: str
+    payment_amount: int
+    refunded: bool
+    channel: str
+    actor_id: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class BookClass(BaseModel):
+    student_id: int
+    timeslot_id: int
+    course_type: CourseType
+    payment: Payment = Payment()
+    lesson: Text | None = Field(None, max_length=200)
+
+
+class BookClasses(BaseModel):
+    student_id: int
+    timeslot_ids: list[int] = Field(min_length=1, max_length=50)
+    course_type: CourseType
+    payment: Payment = Payment()
+
+
+class Booked(BaseModel):
+    classes: list[ClassOut]
+
+
+class CancelClass(BaseModel):
+    reason: Text | None = Field(None, max_length=500)
+
+
+class AuditOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    entity: str
+    entity_id: int
+    action: str
+    channel: str
+    actor_id: str
+    occurred_at: datetime
+    details: dict[str, Any]
+
+
+@router.post(
+    "/classes",
+    status_code=201,
+    **describe(
+        Operation.book_class,
+        ["PAR-1", "PAR-2", "H5-1", "H5-2", "H5-3", "H5-4", "LP-2", "TMK-2", "CC-2"],
+        "Book an open timeslot for a course type, paid with credit, a coupon or energy stones. "
+        "Between 1 h and 4 weeks ahead; the teacher must teach the course type.",
+    ),
+)
+async def book_class(body: BookClass, ctx: Context = caller(Operation.book_class)) -> ClassOut:
+    ctx.acts_for_student(body.student_id)
+    hold_flows: list[str] = []  # the hold flow to tell, once committed
+
+    async def op(session: AsyncSession) -> ClassOut:
+        booked, hold_flow = await classes.book_class(
+            session,
+            student_id=body.student_id,
+            timeslot_id=body.timeslot_id,
+            course_type=body.course_type,
+            payment=body.payment,
+            lesson=body.lesson,
+            actor=ctx.actor,
+            now=ctx.now,
+            rules=ctx.rules,
+        )
+        if hold_flow is not None:
+            hold_flows.append(hold_flow)
+        return ClassOut.model_validate(booked)
+
+    booked = await ctx.run(body, ClassOut, op)
+    for flow_id in hold_flows:
+        await tell_hold_booked(ctx, flow_id, booked.id, body.timeslot_id)
+    return booked
+
+
+@router.post(
+    "/classes/batch",
+    status_code=201,
+    **describe(
+        Operation.book_classes_batch,
+        ["LP-8"],
+        "Book several timeslots of one teacher for one student: all of them, or none.",
+    ),
+)
+async def book_classes(
+    body: BookClasses, ctx: Context = caller(Operation.book_classes_batch)
+) -> Booked:
+    async def op(session: AsyncSession) -> Booked:
+        booked = await classes.book_classes(
+            session,
+            student_id=body.student_id,
+            timeslot_ids=body.timeslot_ids,
+            course_type=body.course_type,
+            payment=body.payment,
+            actor=ctx.actor,
+            now=ctx.now,
+            rules=ctx.rules,
+        )
+        return Booked(classes=[ClassOut.model_validate(c) for c in booked])
+
+    return await ctx.run(body, Booked, op)
+
+
+@router.post(
+    "/classes/{class_id}/cancel",
+    **describe(
+        Operation.cancel_class,
+        ["PAR-3", "H5-5", "LP-3", "FM-2", "TMK-6", "CC-6"],
+        "Cancel a booked class before it starts. At least 24 h ahead the payment is refunded; "
+        "later it is not. The timeslot opens again.",
+    ),
+)
+async def cancel_class(
+    class_id: int, body: CancelClass, ctx: Context = caller(Operation.cancel_class)
+) -> ClassOut:
+    async def owner(session: AsyncSession) -> int:
+        return (await classes.get_class(session, class_id)).student_id
+
+    ctx.acts_for_student(await ctx.read(owner))
+
+    async def op(session: AsyncSession) -> ClassOut:
+        cancelled = await classes.cancel_class(
+            session,
+            class_id=class_id,
+            reason=body.reason,
+            actor=ctx.actor,
+            now=ctx.now,
+            rules=ctx.rules,
+        )
+        return ClassOut.model_validate(cancelled)
+
+    return await ctx.run(body, ClassOut, op)
+
+
+@router.get("/classes/{class_id}", **describe(Operation.read_class, [], "A class."))
+async def read_class(class_id: int, ctx: Context = caller(Operation.read_class)) -> ClassOut:
+    async def op(session: AsyncSession) -> ClassOut:
+        found = await classes.get_class(session, class_id)
+        ctx.acts_for_class(found.student_id, found.teacher_id)
+        return ClassOut.model_validate(found)
+
+    return await ctx.read(op)
+
+
+@router.get(
+    "/students/{student_id}/classes",
+    **describe(Operation.read_student, [], "A student's classes, by start."),
+)
+async def classes_of_student(
+    student_id: int,
+    start_from: UtcDatetime | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+    ctx: Context = caller(Operation.read_student),
+) -> list[ClassOut]:
+    ctx.acts_for_student(student_id)
+
+    async def op(session: AsyncSession) -> list[ClassOut]:
+        found = await classes.classes_of_student(session, student_id, start_from, limit)
+        return [ClassOut.model_validate(c) for c in found]
+
+    return await ctx.read(op)
+
+
+@router.get(
+    "/classes/{class_id}/audit",
+    **describe(Operation.read_audit, [], "Every change to a class: who, channel, when, what."),
+)
+async def class_audit(class_id: int, ctx: Context = caller(Operation.read_audit)) -> list[AuditOut]:
+    async def op(session: AsyncSession) -> list[AuditOut]:
+        await classes.get_class(session, class_id)
+        return [AuditOut.model_validate(e) for e in await audit.trail(session, "class", class_id)]
+
+    return await ctx.read(op)
+
+
+@router.get(
+    "/timeslots/{timeslot_id}/audit",
+    **describe(Operation.read_audit, [], "Every change to a timeslot: who, channel, when, what."),
+)
+async def timeslot_audit(
+    timeslot_id: int, ctx: Context = caller(Operation.read_audit)
+) -> list[AuditOut]:
+    async def op(session: AsyncSession) -> list[AuditOut]:
+        await inventory.get_timeslot(session, timeslot_id)
+        events = await audit.trail(session, "timeslot", timeslot_id)
+        return [AuditOut.model_validate(e) for e in events]
+
+    return await ctx.read(op)

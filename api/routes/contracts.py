@@ -1,0 +1,243 @@
+"""Dual-excellence contracts (双优合约): the LP proposes, each teacher agrees or declines, the
+LP terminates or books a make-up. Each contract is a workflow, contract-{id}."""
+
+from datetime import date
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.context import Context, caller, describe
+from api.routes.classes import ClassOut
+from api.types import Text, UtcDatetime
+from domain.channels import Channel, Operation
+from domain.contract import (
+    Answer,
+    ContractClosed,
+    ContractInput,
+    ContractState,
+    ContractView,
+    Role,
+    Termination,
+    WeekBooking,
+    WeeklyTime,
+)
+from domain.errors import ForbiddenActor
+from domain.words import CourseType
+from store import contracts
+from workflows.common import search_attributes
+from workflows.contract import ContractWorkflow
+
+router = APIRouter(prefix="/v1/contracts", tags=["contracts"])
+
+
+class NewContract(BaseModel):
+    student_id: int
+    chinese: WeeklyTime
+    foreign: WeeklyTime
+    first_week: date = Field(description="the Monday (Asia/Shanghai) of the first week")
+    weeks: int | None = Field(None, ge=1, le=520, description="omit for open-ended")
+    course_type: CourseType = CourseType.major
+
+
+class Reason(BaseModel):
+    reason: Text | None = Field(None, max_length=500)
+
+
+class MakeUpBooking(BaseModel):
+    role: Role
+    start_at: UtcDatetime
+
+
+class ContractOut(BaseModel):
+    contract: ContractView
+    weeks: list[WeekBooking]
+
+
+@router.post(
+    "",
+    status_code=201,
+    **describe(
+        Operation.propose_contract,
+        ["TCH-6", "SD-7"],
+        "Propose a contract: a student with a Chinese and a foreign teacher, each at a weekly "
+        "local time (Asia/Shanghai), from first_week for `weeks` weeks or open-ended. Both "
+        "teachers answer before the first week begins. Workflow id: contract-{id}.",
+    ),
+)
+async def propose(
+    body: NewContract, ctx: Context = caller(Operation.propose_contract)
+) -> ContractView:
+    async def check(session: AsyncSession) -> int:
+        await contracts.check_proposal(
+            session,
+            student_id=body.student_id,
+            chinese=body.chinese,
+            foreign=body.foreign,
+            first_week=body.first_week,
+            weeks=body.weeks,
+            course_type=body.course_type,
+            now=ctx.now,
+            rules=ctx.rules,
+        )
+        return await contracts.next_contract_id(session)
+
+    async def op(_: AsyncSession) -> ContractView:
+        contract_id = await ctx.read(check)
+        flow_input = ContractInput(
+            contract_id=contract_id,
+            student_id=body.student_id,
+            chinese=body.chinese,
+            foreign=body.foreign,
+            first_week=body.first_week,
+            weeks=body.weeks,
+            course_type=body.course_type,
+            actor=ctx.actor,
+        )
+        view: ContractView = await ctx.flows.start_and_ask(
+            ContractWorkflow.run,
+            flow_input,
+            flow_id=contracts.flow_id(contract_id),
+            update=ContractWorkflow.proposed,
+            search_attributes=search_attributes(
+                "contract",
+                student_id=body.student_id,
+                teacher_id=body.foreign.teacher_id,
+                channel=ctx.actor.channel.value,
+            ),
+        )
+        return view
+
+    return await ctx.run(body, ContractView, op)
+
+
+async def _contract(ctx: Context, contract_id: int) -> ContractView:
+    async def read(session: AsyncSession) -> ContractView:
+        return contracts.view_of(await contracts.get_contract(session, contract_id), ctx.rules)
+
+    return await ctx.read(read)
+
+
+async def _answer(ctx: Context, contract_id: int, body: Reason, *, agree: bool) -> ContractView:
+    view = await _contract(ctx, contract_id)
+    teacher_id = int(ctx.actor.id) if ctx.actor.id.isdigit() else -1
+    if teacher_id not in (view.chinese_teacher_id, view.foreign_teacher_id):
+        raise ForbiddenActor(
+            "only the contract's two teachers answer it",
+            actor_id=ctx.actor.id,
+            contract_id=contract_id,
+        )
+    if view.state is not ContractState.proposed:
+        raise ContractClosed(
+            "the contract is no longer waiting for answers", id=contract_id, state=view.state.value
+        )
+    answer = Answer(actor=ctx.actor, teacher_id=teacher_id, reason=body.reason)
+    update = ContractWorkflow.agree if agree else ContractWorkflow.decline
+    answered: ContractView = await ctx.flows.ask(contracts.flow_id(contract_id), update, answer)
+    return answered
+
+
+@router.post(
+    "/{contract_id}/agree",
+    **describe(
+        Operation.answer_contract,
+        ["TCH-6", "SD-7"],
+        "One of the contract's teachers agrees. With both agreed, weeks W1 and W2 are booked "
+        "with both teachers at once (the answer shows the contract active).",
+    ),
+)
+async def agree(
+    contract_id: int, body: Reason, ctx: Context = caller(Operation.answer_contract)
+) -> ContractView:
+    return await _answer(ctx, contract_id, body, agree=True)
+
+
+@router.post(
+    "/{contract_id}/decline",
+    **describe(
+        Operation.answer_contract, ["TCH-6"], "One of the contract's teachers declines: it ends."
+    ),
+)
+async def decline(
+    contract_id: int, body: Reason, ctx: Context = caller(Operation.answer_contract)
+) -> ContractView:
+    return await _answer(ctx, contract_id, body, agree=False)
+
+
+@router.post(
+    "/{contract_id}/terminate",
+    **describe(
+        Operation.terminate_contract,
+        ["TCH-6", "SD-7"],
+        "The LP ends the contract: its future classes are cancelled and refunded in full, its "
+        "slots removed.",
+    ),
+)
+async def terminate(
+    contract_id: int, body: Reason, ctx: Context = caller(Operation.terminate_contract)
+) -> ContractView:
+    view = await _contract(ctx, contract_id)
+    if view.state not in (ContractState.proposed, ContractState.active):
+        raise ContractClosed(
+            "the contract is already closed", id=contract_id, state=view.state.value
+        )
+    termination = Termination(actor=ctx.actor, reason=body.reason)
+    ended: ContractView = await ctx.flows.ask(
+        contracts.flow_id(contract_id), ContractWorkflow.terminate, termination
+    )
+    return ended
+
+
+@router.post(
+    "/{contract_id}/make-up",
+    status_code=201,
+    **describe(
+        Operation.make_up_booking,
+        ["SD-4"],
+        "LP make-up booking (补约): a replacement class with the contract's Chinese or foreign "
+        "teacher at another time, on a contract-directed slot, paid with a credit.",
+    ),
+)
+async def make_up(
+    contract_id: int, body: MakeUpBooking, ctx: Context = caller(Operation.make_up_booking)
+) -> ClassOut:
+    async def op(session: AsyncSession) -> ClassOut:
+        booked = await contracts.make_up(
+            session,
+            contract_id=contract_id,
+            role=body.role,
+            start_at=body.start_at,
+            actor=ctx.actor,
+            now=ctx.now,
+            rules=ctx.rules,
+        )
+        return ClassOut.model_validate(booked)
+
+    return await ctx.run(body, ClassOut, op)
+
+
+@router.get(
+    "/{contract_id}",
+    **describe(
+        Operation.read_contract,
+        ["TCH-6", "SD-7"],
+        "A contract and every week's outcome per teacher: the class, or why it was not booked.",
+    ),
+)
+async def read_contract(
+    contract_id: int, ctx: Context = caller(Operation.read_contract)
+) -> ContractOut:
+    async def read(session: AsyncSession) -> ContractOut:
+        row = await contracts.get_contract(session, contract_id)
+        return ContractOut(
+            contract=contracts.view_of(row, ctx.rules),
+            weeks=await contracts.weeks_of(session, contract_id),
+        )
+
+    out = await ctx.read(read)
+    ctx.acts_for_student(out.contract.student_id)
+    if ctx.actor.channel is Channel.teacher:
+        role_teachers = (out.contract.chinese_teacher_id, out.contract.foreign_teacher_id)
+        if ctx.actor.id not in {str(t) for t in role_teachers}:
+            raise ForbiddenActor("a teacher reads their own contracts", actor_id=ctx.actor.id)
+    return out

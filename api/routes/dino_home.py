@@ -1,0 +1,163 @@
+"""Dino-home worry-free priority booking (恐龙之家, SD-3, LP-7): the LP selects students in bulk
+and, for each, books an open slot or requests a time; only students with a finished class in
+the current week (Mon–Sun, Asia/Shanghai) qualify."""
+
+import asyncio
+import logging
+from datetime import date
+from typing import Any, Self
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field, model_validator
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.context import Context, caller, describe
+from api.errors import error_body
+from api.routes.class_requests import NewRequest, _request
+from api.routes.classes import ClassOut
+from api.types import UtcDatetime
+from domain.channels import Operation
+from domain.class_request import RequestView
+from domain.payment import Payment
+from domain.teacher_cancel import HeldSlotBooked
+from domain.words import CourseType
+from store import classes, dino_home
+from workflows.teacher_cancel import TeacherCancelHoldWorkflow
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1/dino-home", tags=["dino-home"])
+
+
+class PriorityItem(BaseModel):
+    """Book an open slot (timeslot_id), or request a time (teacher_id and start_at)."""
+
+    student_id: int
+    timeslot_id: int | None = None
+    teacher_id: int | None = None
+    start_at: UtcDatetime | None = None
+
+    @model_validator(mode="after")
+    def _book_or_request(self) -> Self:
+        books = self.timeslot_id is not None
+        requests = self.teacher_id is not None or self.start_at is not None
+        if books == requests or (requests and (self.teacher_id is None or self.start_at is None)):
+            raise ValueError("name either timeslot_id, or both teacher_id and start_at")
+        return self
+
+
+class Priority(BaseModel):
+    items: list[PriorityItem] = Field(min_length=1, max_length=100)
+    course_type: CourseType = CourseType.major
+    payment: Payment = Payment()
+
+
+class PriorityResult(BaseModel):
+    student_id: int
+    booked: ClassOut | None = None
+    request: RequestView | None = None
+    error: dict[str, Any] | None = None
+
+
+class PriorityOutcome(BaseModel):
+    week: date = Field(description="the business week (its Monday) whose finished classes count")
+    results: list[PriorityResult]
+
+
+@router.post(
+    "/priority",
+    status_code=200,
+    **describe(
+        Operation.dino_home_priority,
+        ["SD-3", "LP-7"],
+        "For each selected student, book an open slot (timeslot_id) or request a time "
+        "(teacher_id, start_at: a class-request flow), paid as `payment` for `course_type`. "
+        "Only students with a finished class in the current week (Mon-Sun, Asia/Shanghai) "
+        "qualify; the others get the error not_eligible. The response lists each item's "
+        "outcome in order: the class booked, the request made, or the error.",
+    ),
+)
+async def priority(
+    body: Priority, ctx: Context = caller(Operation.dino_home_priority)
+) -> PriorityOutcome:
+    hold_flows: list[tuple[str, HeldSlotBooked]] = []
+
+    async def op(session: AsyncSession) -> PriorityOutcome:
+        qualified = await dino_home.eligible(
+            session, (i.student_id for i in body.items), ctx.now, ctx.rules
+        )
+        results: list[PriorityResult | None] = [None] * len(body.items)
+        # Requests first, each its own class-request flow as the batch of class requests makes
+        # them: their activities hold payments in their own transactions, which must not wait
+        # on the rows this transaction's bookings lock.
+        asks: list[int] = []
+        for n, item in enumerate(body.items):
+            if item.timeslot_id is not None:
+                continue
+            try:
+                await dino_home.check_eligible(
+                    session, item.student_id, qualified, ctx.now, ctx.rules
+                )
+                asks.append(n)
+            except Exception as exc:
+                results[n] = PriorityResult(student_id=item.student_id, error=error_body(exc))
+        gate = asyncio.Semaphore(8)
+
+        async def ask(n: int) -> None:
+            item = body.items[n]
+            assert item.teacher_id is not None and item.start_at is not None
+            new = NewRequest(
+                student_id=item.student_id,
+                teacher_id=item.teacher_id,
+                start_at=item.start_at,
+                course_type=body.course_type,
+                payment=body.payment,
+            )
+            async with gate:
+                try:
+                    view = await _request(ctx, new)
+                    results[n] = PriorityResult(student_id=item.student_id, request=view)
+                except Exception as exc:
+                    results[n] = PriorityResult(student_id=item.student_id, error=error_body(exc))
+
+        await asyncio.gather(*(ask(n) for n in asks))
+
+        # Bookings: each in its own savepoint of this transaction, one after the other.
+        for n, item in enumerate(body.items):
+            if item.timeslot_id is None:
+                continue
+            result = PriorityResult(student_id=item.student_id)
+            try:
+                async with session.begin_nested():
+                    await dino_home.check_eligible(
+                        session, item.student_id, qualified, ctx.now, ctx.rules
+                    )
+                    booked, hold_flow = await classes.book_class(
+                        session,
+                        student_id=item.student_id,
+                        timeslot_id=item.timeslot_id,
+                        course_type=body.course_type,
+                        payment=body.payment,
+                        lesson=None,
+                        actor=ctx.actor,
+                        now=ctx.now,
+                        rules=ctx.rules,
+                    )
+                    result.booked = ClassOut.model_validate(booked)
+                if hold_flow is not None:
+                    told = HeldSlotBooked(class_id=booked.id, timeslot_id=item.timeslot_id)
+                    hold_flows.append((hold_flow, told))
+            except Exception as exc:
+                result.error = error_body(exc)
+            results[n] = result
+        return PriorityOutcome(
+            week=dino_home.current_week(ctx.now, ctx.rules),
+            results=[r for r in results if r is not None],
+        )
+
+    outcome = await ctx.run(body, PriorityOutcome, op)
+    for flow_id, told in hold_flows:
+        try:
+            await ctx.flows.tell(flow_id, TeacherCancelHoldWorkflow.held_slot_booked, told)
+        except Exception as exc:
+            log.warning("could not tell %s that a held slot was booked: %s", flow_id, exc)
+    return outcome

@@ -1,0 +1,137 @@
+"""Learning progress (CUR-1 bootcamp, TMK-7, CC-8) and the all-round advanced pair booking
+(全项进阶, CUR-1, CC-2): a Chinese and a foreign teacher's classes of the next lesson."""
+
+import logging
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.context import Context, caller, describe
+from api.routes.classes import ClassOut
+from domain.channels import Operation
+from domain.learning_progress import ADVANCED_BOOTCAMP, ProgressView
+from domain.payment import Payment
+from domain.teacher_cancel import HeldSlotBooked
+from store import learning_progress
+from workflows.teacher_cancel import TeacherCancelHoldWorkflow
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1", tags=["learning progress"])
+
+
+class NewProgress(BaseModel):
+    student_id: int
+    course: str = Field(ADVANCED_BOOTCAMP, pattern=r"^[a-z0-9_]{1,32}$")
+    lessons: int | None = Field(None, ge=1, le=1000, description="omit for open-ended")
+    first_lesson: int = Field(1, ge=1, le=1000)
+
+
+class AdvancedPair(BaseModel):
+    student_id: int
+    learning_progress_id: int
+    chinese_timeslot_id: int
+    foreign_timeslot_id: int
+    payment: Payment = Payment()
+
+
+class PairBooked(BaseModel):
+    learning_progress: ProgressView
+    lesson: int
+    chinese: ClassOut
+    foreign: ClassOut
+
+
+@router.post(
+    "/learning-progress",
+    status_code=201,
+    **describe(
+        Operation.create_learning_progress,
+        ["CUR-1", "TMK-7", "CC-8"],
+        "Enrol a student in a course (default advanced_bootcamp), at first_lesson, out of "
+        "`lessons` (omit for open-ended). One per student and course: 409 "
+        "learning_progress_exists.",
+    ),
+)
+async def create_progress(
+    body: NewProgress, ctx: Context = caller(Operation.create_learning_progress)
+) -> ProgressView:
+    async def op(session: AsyncSession) -> ProgressView:
+        created = await learning_progress.create(
+            session,
+            student_id=body.student_id,
+            course=body.course,
+            lessons=body.lessons,
+            first_lesson=body.first_lesson,
+            actor=ctx.actor,
+            now=ctx.now,
+        )
+        return ProgressView.model_validate(created)
+
+    return await ctx.run(body, ProgressView, op)
+
+
+@router.get(
+    "/students/{student_id}/learning-progress",
+    **describe(Operation.read_student, ["CUR-1"], "The student's learning progress, per course."),
+)
+async def progress_of_student(
+    student_id: int, ctx: Context = caller(Operation.read_student)
+) -> list[ProgressView]:
+    ctx.acts_for_student(student_id)
+
+    async def read(session: AsyncSession) -> list[ProgressView]:
+        rows = await learning_progress.of_student(session, student_id)
+        return [ProgressView.model_validate(r) for r in rows]
+
+    return await ctx.read(read)
+
+
+@router.post(
+    "/advanced-classes",
+    status_code=201,
+    **describe(
+        Operation.book_advanced_pair,
+        ["CUR-1", "CC-2"],
+        "All-round advanced (全项进阶): book a Chinese teacher's and a foreign teacher's open "
+        "timeslots for course type advanced, both or neither, each class's lesson the learning "
+        "progress's next lesson, which then advances. 422 teacher_kind_mismatch, "
+        "course_type_not_taught; 409 learning_progress_closed.",
+    ),
+)
+async def book_advanced_pair(
+    body: AdvancedPair, ctx: Context = caller(Operation.book_advanced_pair)
+) -> PairBooked:
+    hold_flows: list[tuple[str, int, int]] = []
+
+    async def op(session: AsyncSession) -> PairBooked:
+        progress, pair, holds = await learning_progress.book_pair(
+            session,
+            student_id=body.student_id,
+            progress_id=body.learning_progress_id,
+            chinese_timeslot_id=body.chinese_timeslot_id,
+            foreign_timeslot_id=body.foreign_timeslot_id,
+            payment=body.payment,
+            actor=ctx.actor,
+            now=ctx.now,
+            rules=ctx.rules,
+        )
+        hold_flows.extend(holds)
+        return PairBooked(
+            learning_progress=ProgressView.model_validate(progress),
+            lesson=progress.next_lesson - 1,
+            chinese=ClassOut.model_validate(pair[0]),
+            foreign=ClassOut.model_validate(pair[1]),
+        )
+
+    booked = await ctx.run(body, PairBooked, op)
+    for flow_id, class_id, timeslot_id in hold_flows:
+        try:
+            await ctx.flows.tell(
+                flow_id,
+                TeacherCancelHoldWorkflow.held_slot_booked,
+                HeldSlotBooked(class_id=class_id, timeslot_id=timeslot_id),
+            )
+        except Exception as exc:
+            log.warning("could not tell %s that a held slot was booked: %s", flow_id, exc)
+    return booked

@@ -1,0 +1,61 @@
+"""SD-4: the LP's make-up booking (补约) with the student's exclusive teacher."""
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.context import Context, caller, describe
+from api.routes.classes import ClassOut
+from api.routes.teacher_cancels import tell_hold_booked
+from api.types import Text
+from domain.channels import Operation
+from domain.payment import Payment
+from domain.words import CourseType
+from store import make_up
+
+router = APIRouter(prefix="/v1/students", tags=["weekly booking"])
+
+
+class ExclusiveMakeUp(BaseModel):
+    timeslot_id: int
+    course_type: CourseType = CourseType.major
+    payment: Payment = Payment()
+    reason: Text | None = Field(None, max_length=500)
+
+
+@router.post(
+    "/{student_id}/exclusive-make-up",
+    status_code=201,
+    **describe(
+        Operation.make_up_booking,
+        ["SD-4"],
+        "LP make-up booking (补约) with the student's exclusive teacher, on one of that "
+        "teacher's open slots, even inside the exclusive priority window. 409 "
+        "no_exclusive_teacher, or not_exclusive_teachers_slot for another teacher's slot.",
+    ),
+)
+async def exclusive_make_up(
+    student_id: int, body: ExclusiveMakeUp, ctx: Context = caller(Operation.make_up_booking)
+) -> ClassOut:
+    hold_flows: list[str] = []
+
+    async def op(session: AsyncSession) -> ClassOut:
+        booked, hold_flow = await make_up.with_exclusive_teacher(
+            session,
+            student_id=student_id,
+            timeslot_id=body.timeslot_id,
+            course_type=body.course_type,
+            payment=body.payment,
+            reason=body.reason,
+            actor=ctx.actor,
+            now=ctx.now,
+            rules=ctx.rules,
+        )
+        if hold_flow is not None:
+            hold_flows.append(hold_flow)
+        return ClassOut.model_validate(booked)
+
+    booked = await ctx.run(body, ClassOut, op)
+    for flow_id in hold_flows:
+        await tell_hold_booked(ctx, flow_id, booked.id, body.timeslot_id)
+    return booked

@@ -1,0 +1,161 @@
+"""Teacher cancels a class and holds other times for the student (TCH-5). Each hold is a
+workflow, teacher-cancel-{class_id}; fireman may extend or end it."""
+
+import logging
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from activities.teacher_cancel import hold_view
+from api.context import Context, caller, describe
+from api.types import Text, UtcDatetime
+from domain.channels import Operation
+from domain.errors import ClassNotCancellable
+from domain.teacher_cancel import (
+    Ending,
+    Extension,
+    HeldSlotBooked,
+    HoldView,
+    TeacherCancelInput,
+)
+from domain.words import ClassState, HoldState
+from store import classes, holds
+from workflows.common import search_attributes
+from workflows.teacher_cancel import TeacherCancelHoldWorkflow
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1", tags=["teacher cancels"])
+
+
+async def tell_hold_booked(ctx: Context, flow_id: str, class_id: int, timeslot_id: int) -> None:
+    """After a booking of an offered slot committed: the other offered slots went in its
+    transaction, the hold's flow only stops its timer. If Temporal cannot hear it now, the
+    timer's run finds the hold already booked."""
+    try:
+        await ctx.flows.tell(
+            flow_id,
+            TeacherCancelHoldWorkflow.held_slot_booked,
+            HeldSlotBooked(class_id=class_id, timeslot_id=timeslot_id),
+        )
+    except Exception as exc:
+        log.warning("could not tell %s that a held slot was booked: %s", flow_id, exc)
+
+
+class TeacherCancel(BaseModel):
+    offered_start_at: list[UtcDatetime] = Field(
+        default_factory=list, max_length=10, description="other times held for the student"
+    )
+    reason: Text | None = Field(None, max_length=500)
+
+
+class Extend(BaseModel):
+    until: UtcDatetime
+
+
+@router.post(
+    "/classes/{class_id}/teacher-cancel",
+    status_code=201,
+    **describe(
+        Operation.teacher_cancel,
+        ["TCH-5"],
+        "The class's teacher cancels it: the student is refunded in full and each offered time "
+        "becomes a slot held for that student for 24 h. Booking one removes the others; at the "
+        "end the timer removes what is left. Workflow id: teacher-cancel-{class_id}.",
+    ),
+)
+async def teacher_cancel(
+    class_id: int, body: TeacherCancel, ctx: Context = caller(Operation.teacher_cancel)
+) -> HoldView:
+    async def read(session: AsyncSession) -> tuple[int, int]:
+        found = await classes.get_class(session, class_id)
+        ctx.acts_for_teacher(found.teacher_id)
+        if found.state is not ClassState.booked or found.teacher_id is None:
+            raise ClassNotCancellable(
+                "the class is not booked with a teacher", class_id=class_id, state=found.state
+            )
+        return found.teacher_id, found.student_id
+
+    teacher_id, student_id = await ctx.read(read)
+    cancel = TeacherCancelInput(
+        class_id=class_id,
+        teacher_id=teacher_id,
+        student_id=student_id,
+        offered=body.offered_start_at,
+        reason=body.reason,
+        actor=ctx.actor,
+    )
+
+    async def op(_: AsyncSession) -> HoldView:
+        view: HoldView = await ctx.flows.start_and_ask(
+            TeacherCancelHoldWorkflow.run,
+            cancel,
+            flow_id=holds.flow_id(class_id),
+            update=TeacherCancelHoldWorkflow.opened,
+            search_attributes=search_attributes(
+                "teacher_cancel",
+                student_id=student_id,
+                teacher_id=teacher_id,
+                channel=ctx.actor.channel.value,
+            ),
+        )
+        return view
+
+    return await ctx.run(body, HoldView, op)
+
+
+async def _holding(ctx: Context, class_id: int) -> None:
+    """Refuse, from the database, to change a hold that is over (its flow may be gone)."""
+
+    async def read(session: AsyncSession) -> HoldState:
+        return (await holds.get_hold(session, class_id)).state
+
+    state = await ctx.read(read)
+    if state is not HoldState.holding:
+        raise holds.HoldClosed("the hold is over", class_id=class_id, state=state.value)
+
+
+@router.get(
+    "/teacher-cancels/{class_id}",
+    **describe(Operation.read_class, ["TCH-5"], "A teacher cancellation and its hold."),
+)
+async def read_hold(class_id: int, ctx: Context = caller(Operation.read_class)) -> HoldView:
+    async def read(session: AsyncSession) -> HoldView:
+        return await hold_view(session, await holds.get_hold(session, class_id))
+
+    view = await ctx.read(read)
+    ctx.acts_for_class(view.student_id, view.teacher_id)
+    return view
+
+
+@router.post(
+    "/teacher-cancels/{class_id}/extend",
+    **describe(Operation.manage_hold, ["TCH-5"], "Fireman keeps the offered slots held longer."),
+)
+async def extend_hold(
+    class_id: int, body: Extend, ctx: Context = caller(Operation.manage_hold)
+) -> HoldView:
+    async def op(_: AsyncSession) -> HoldView:
+        await _holding(ctx, class_id)
+        extension = Extension(until=body.until, actor=ctx.actor)
+        view: HoldView = await ctx.flows.ask(
+            holds.flow_id(class_id), TeacherCancelHoldWorkflow.extend, extension
+        )
+        return view
+
+    return await ctx.run(body, HoldView, op)
+
+
+@router.post(
+    "/teacher-cancels/{class_id}/end",
+    **describe(Operation.manage_hold, ["TCH-5"], "Fireman ends the hold now."),
+)
+async def end_hold(class_id: int, ctx: Context = caller(Operation.manage_hold)) -> HoldView:
+    async def op(_: AsyncSession) -> HoldView:
+        await _holding(ctx, class_id)
+        view: HoldView = await ctx.flows.ask(
+            holds.flow_id(class_id), TeacherCancelHoldWorkflow.end, Ending(actor=ctx.actor)
+        )
+        return view
+
+    return await ctx.run(None, HoldView, op)

@@ -1,0 +1,97 @@
+"""Time and price rules (DOMAIN.md "Time rules"): every default is a setting."""
+
+from datetime import UTC, datetime, time, timedelta
+
+from pydantic import BaseModel
+
+from domain.errors import InPast, OffGrid, OutsideWindow
+from domain.overbooking import OverbookingRules
+from domain.window import check_window
+from domain.words import Asset, CourseType
+
+SLOT = timedelta(minutes=30)
+
+
+class BookingRules(BaseModel):
+    teacher_open_ahead: timedelta = timedelta(weeks=8)
+    student_book_ahead: timedelta = timedelta(weeks=4)
+    student_book_min_lead: timedelta = timedelta(hours=1)
+    refund_cutoff: timedelta = timedelta(hours=24)
+    request_min_lead: timedelta = timedelta(hours=3)
+    request_answer_within: timedelta = timedelta(hours=24)
+    request_answer_before_start: timedelta = timedelta(hours=2)
+    teacher_cancel_hold: timedelta = timedelta(hours=24)
+    stone_prices: dict[CourseType, int] = {
+        CourseType.major: 100,
+        CourseType.special: 120,
+        CourseType.l7_major: 150,
+        CourseType.trial: 50,
+        CourseType.advanced: 150,
+        CourseType.open: 30,
+    }
+    business_time_zone: str = "Asia/Shanghai"
+    # SD-2: until this local time on Monday, an exclusive teacher's general slots of the
+    # following week are bookable only by their own exclusive students.
+    exclusive_priority_until: time = time(8, 30)
+    # Over-booking (SD-5, CLS-2, H5-9): see domain.overbooking.
+    overbooking: OverbookingRules = OverbookingRules()
+
+
+def check_on_grid(start_at: datetime) -> None:
+    """Classes start at :00 or :30 UTC, to the second."""
+    utc = start_at.astimezone(UTC)
+    if utc.minute % 30 or utc.second or utc.microsecond:
+        raise OffGrid(
+            "a timeslot starts at :00 or :30", start_at=start_at.isoformat(), grid_minutes=30
+        )
+
+
+def check_teacher_can_open(start_at: datetime, now: datetime, rules: BookingRules) -> None:
+    check_on_grid(start_at)
+    if start_at <= now:
+        raise InPast("the timeslot starts in the past", start_at=start_at.isoformat())
+    if start_at > now + rules.teacher_open_ahead:
+        raise OutsideWindow(
+            "teachers open timeslots up to the limit ahead",
+            start_at=start_at.isoformat(),
+            latest=(now + rules.teacher_open_ahead).isoformat(),
+        )
+
+
+def check_student_can_book(start_at: datetime, now: datetime, rules: BookingRules) -> None:
+    check_window(
+        start_at,
+        now,
+        lead=rules.student_book_min_lead,
+        ahead=rules.student_book_ahead,
+        what="a booked class",
+    )
+
+
+def check_can_request(start_at: datetime, now: datetime, rules: BookingRules) -> None:
+    """A class request is made on the grid, at least 3 h ahead, within the booking horizon."""
+    check_on_grid(start_at)
+    check_window(
+        start_at,
+        now,
+        lead=rules.request_min_lead,
+        ahead=rules.student_book_ahead,
+        what="a requested class",
+    )
+
+
+def request_deadline(created_at: datetime, start_at: datetime, rules: BookingRules) -> datetime:
+    """The teacher answers before min(created + 24 h, start - 2 h), else the request expires."""
+    return min(
+        created_at + rules.request_answer_within, start_at - rules.request_answer_before_start
+    )
+
+
+def refund_due(start_at: datetime, now: datetime, rules: BookingRules) -> bool:
+    """A student cancelling at least the cutoff (24 h) before the start gets the payment back."""
+    return start_at - now >= rules.refund_cutoff
+
+
+def price(asset: Asset, course_type: CourseType, rules: BookingRules) -> int:
+    """What one class costs: one credit of its course type, one coupon, or its stone price."""
+    return rules.stone_prices[course_type] if asset is Asset.stones else 1

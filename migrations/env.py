@@ -1,0 +1,27 @@
+"""Alembic environment: async engine from the URL the caller put in the config."""
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from store.db import create_engine
+from store.models import Base
+
+
+def run(connection: Connection) -> None:
+    context.configure(connection=connection, target_metadata=Base.metadata)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def main() -> None:
+    engine = create_engine(
+        context.config.get_main_option("sqlalchemy.url"), application_name="yueke-migrate"
+    )
+    async with engine.connect() as connection:
+        await connection.run_sync(run)
+    await engine.dispose()
+
+
+asyncio.run(main())

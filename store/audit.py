@@ -1,0 +1,45 @@
+"""The audit trail: one row per change to a class or timeslot, in the changing transaction."""
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.channels import Actor
+from store.models import AuditEvent
+
+
+async def record(
+    session: AsyncSession,
+    entity: str,
+    entity_ids: Iterable[int],
+    action: str,
+    actor: Actor,
+    now: datetime,
+    **details: Any,
+) -> None:
+    rows = [
+        {
+            "entity": entity,
+            "entity_id": entity_id,
+            "action": action,
+            "channel": actor.channel.value,
+            "actor_id": actor.id,
+            "occurred_at": now,
+            "details": details,
+        }
+        for entity_id in entity_ids
+    ]
+    if rows:
+        await session.execute(insert(AuditEvent), rows)
+
+
+async def trail(session: AsyncSession, entity: str, entity_id: int) -> list[AuditEvent]:
+    rows = await session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.entity == entity, AuditEvent.entity_id == entity_id)
+        .order_by(AuditEvent.id)
+    )
+    return list(rows)

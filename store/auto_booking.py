@@ -1,0 +1,606 @@
+"""Weekly booking runs, set-based: auto-booking (自动约, LP-1, SD-6) and the exclusive-teacher
+booking (SD-1) of the following Monday–Sunday.
+
+A run fixes its students and their order when it starts. The order is fair: a per-week
+pseudo-random permutation (md5 of week and student id), so nobody is always first or always
+last. It books in rounds: every student's first wish, then every student's second wish, and so
+on, so nobody's third class comes before anybody's first. Each round goes in chunks of students,
+one transaction each: the candidate slots are locked with FOR UPDATE SKIP LOCKED (a slot a
+concurrent booking holds is skipped, never waited for), assigned in the fair order (preferred
+teachers in their order, then, if any teacher will do, any free teacher of the course type),
+then taken, the classes inserted, the credits debited under the balance guard and the ledger
+and audit rows written, all in a few statements. A student never goes past their balance, and
+one already busy at a wished time keeps what they have.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.auto_booking import (
+    BadRule,
+    BookChunk,
+    ChunkOutcome,
+    NoExclusiveTeacher,
+    ResultView,
+    RuleView,
+    RunKind,
+    RunRequest,
+    RunState,
+    RunView,
+    Wish,
+)
+from domain.channels import Actor
+from domain.errors import NotFound
+from domain.rules import BookingRules
+from domain.weekly import WEEK, Weekday, at, is_monday, next_week, on_half_hour
+from domain.words import CourseType
+from store.models import BookingResult, BookingRule, BookingRun, BookingWish, Student
+from store.people import get_student, get_teacher
+
+
+async def save_rule(
+    session: AsyncSession,
+    *,
+    student_id: int,
+    kind: str,
+    wishes: list[Wish],
+    teacher_ids: list[int],
+    any_teacher: bool,
+    course_type: CourseType,
+    active: bool,
+    actor: Actor,
+    now: datetime,
+) -> RuleView:
+    """LP-1: a student's rule, replacing the one of that kind."""
+    await get_student(session, student_id)
+    if len(set(wishes)) != len(wishes):
+        raise BadRule("each wished time once", field="wishes")
+    for wish in wishes:
+        if not on_half_hour(wish.start):
+            raise BadRule("a wished time starts on :00 or :30", start=wish.start.isoformat())
+    if len(set(teacher_ids)) != len(teacher_ids):
+        raise BadRule("each preferred teacher once", field="teacher_ids")
+    for teacher_id in teacher_ids:
+        teacher = await get_teacher(session, teacher_id)
+        if course_type.value not in teacher.course_types:
+            raise BadRule(
+                "a preferred teacher does not teach the course type",
+                teacher_id=teacher_id,
+                course_type=course_type.value,
+            )
+    if not teacher_ids and not any_teacher:
+        raise BadRule("name preferred teachers, or let any teacher do", field="teacher_ids")
+    await session.execute(
+        delete(BookingRule).where(BookingRule.student_id == student_id, BookingRule.kind == kind)
+    )
+    session.add(
+        BookingRule(
+            student_id=student_id,
+            kind=kind,
+            teacher_ids=teacher_ids,
+            any_teacher=any_teacher,
+            course_type=course_type,
+            active=active,
+            channel=actor.channel.value,
+            actor_id=actor.id,
+            updated_at=now,
+        )
+    )
+    await session.flush()
+    session.add_all(
+        BookingWish(
+            student_id=student_id,
+            kind=kind,
+            position=i,
+            weekday=wish.weekday.index,
+            start_time=wish.start,
+        )
+        for i, wish in enumerate(wishes, start=1)
+    )
+    await session.flush()
+    return await get_rule(session, student_id, kind)
+
+
+async def get_rule(session: AsyncSession, student_id: int, kind: str) -> RuleView:
+    await get_student(session, student_id)
+    rule = await session.get(BookingRule, (student_id, kind))
+    if rule is None:
+        raise NotFound(f"{kind}_rule", student_id)
+    wishes = await session.scalars(
+        select(BookingWish)
+        .where(BookingWish.student_id == student_id, BookingWish.kind == kind)
+        .order_by(BookingWish.position)
+    )
+    return RuleView(
+        student_id=student_id,
+        kind=kind,
+        wishes=[Wish(weekday=list(Weekday)[w.weekday], start=w.start_time) for w in wishes],
+        teacher_ids=list(rule.teacher_ids),
+        any_teacher=rule.any_teacher,
+        course_type=rule.course_type,
+        active=rule.active,
+        updated_at=rule.updated_at,
+    )
+
+
+async def set_exclusive_teacher(
+    session: AsyncSession,
+    *,
+    student_id: int,
+    teacher_id: int,
+    wishes: list[Wish],
+    course_type: CourseType,
+    actor: Actor,
+    now: datetime,
+) -> RuleView:
+    """SD-1 / H5-7: the student's exclusive teacher and weekly pattern with them."""
+    student = await get_student(session, student_id)
+    await get_teacher(session, teacher_id)
+    student.exclusive_teacher_id = teacher_id
+    return await save_rule(
+        session,
+        student_id=student_id,
+        kind="exclusive",
+        wishes=wishes,
+        teacher_ids=[teacher_id],
+        any_teacher=False,
+        course_type=course_type,
+        active=True,
+        actor=actor,
+        now=now,
+    )
+
+
+async def next_run_id(session: AsyncSession) -> int:
+    return int(
+        await session.scalar(
+            select(func.nextval(func.pg_get_serial_sequence("booking_runs", "id")))
+        )
+        or 0
+    )
+
+
+async def check_run(
+    session: AsyncSession, request: RunRequest, now: datetime, rules: BookingRules
+) -> date:
+    """The week the run books (default: the next one), or the refusal."""
+    week = request.week or next_week(now, rules.business_time_zone)
+    if not is_monday(week):
+        raise BadRule("week is a Monday", week=week.isoformat())
+    if not next_week(now, rules.business_time_zone) - WEEK <= week:
+        raise BadRule("the week has passed", week=week.isoformat())
+    if request.student_id is not None:
+        student = await get_student(session, request.student_id)
+        if request.kind is not RunKind.auto and student.exclusive_teacher_id is None:
+            raise NoExclusiveTeacher("the student has no exclusive teacher", student_id=student.id)
+        if await session.get(BookingRule, (student.id, request.kind.rule_kind)) is None:
+            raise NotFound(f"{request.kind.rule_kind}_rule", student.id)
+    return week
+
+
+async def start_run(
+    session: AsyncSession,
+    request: RunRequest,
+    *,
+    flow_id: str,
+    now: datetime,
+    rules: BookingRules,
+) -> RunView:
+    """Record the run and fix its students in the fair order."""
+    week = await check_run(session, request, now, rules)
+    run_id = request.run_id or await next_run_id(session)
+    run = BookingRun(
+        id=run_id,
+        kind=request.kind.value,
+        week=week,
+        student_id=request.student_id,
+        state=RunState.running.value,
+        students=0,
+        rounds=0,
+        booked=0,
+        failed=0,
+        flow_id=flow_id,
+        channel=request.actor.channel.value,
+        actor_id=request.actor.id,
+        started_at=now,
+    )
+    session.add(run)
+    await session.flush()
+    level = {RunKind.exclusive: "AND s.level <> 7", RunKind.exclusive_l7: "AND s.level = 7"}
+    one = "AND r.student_id = :student" if request.student_id is not None else ""
+    exclusive = "AND s.exclusive_teacher_id IS NOT NULL" if request.kind is not RunKind.auto else ""
+    params = {"run": run_id, "kind": request.kind.rule_kind, "week": week.isoformat()}
+    if request.student_id is not None:
+        params["student"] = request.student_id
+    await session.execute(
+        text(
+            f"""
+            INSERT INTO booking_run_students (run_id, position, student_id)
+            SELECT :run,
+                   row_number() OVER (ORDER BY md5(CAST(:week AS text) || ':' || r.student_id))
+                   - 1,
+                   r.student_id
+            FROM booking_rules r JOIN students s ON s.id = r.student_id
+            WHERE r.kind = :kind AND r.active {level.get(request.kind, "")} {one} {exclusive}
+            """
+        ),
+        params,
+    )
+    counts = (
+        await session.execute(
+            text(
+                """
+                SELECT count(DISTINCT q.student_id), coalesce(max(w.position), 0)
+                FROM booking_run_students q
+                LEFT JOIN booking_wishes w ON w.student_id = q.student_id AND w.kind = :kind
+                WHERE q.run_id = :run
+                """
+            ),
+            {"run": run_id, "kind": request.kind.rule_kind},
+        )
+    ).one()
+    run.students, run.rounds = int(counts[0]), int(counts[1])
+    return RunView.model_validate(run)
+
+
+@dataclass
+class _Wish:
+    position: int
+    student_id: int
+    course_type: str
+    any_teacher: bool
+    teacher_ids: list[int]
+    exclusive_teacher_id: int | None
+    start_at: datetime
+    busy: bool
+    balance: int
+    slot: tuple[int, int] | None = None  # (timeslot id, teacher id)
+    reason: str | None = None
+    class_id: int | None = None
+
+
+_WISHES = """
+SELECT q.position, q.student_id, r.course_type, r.any_teacher,
+       CASE WHEN :rule_kind = 'auto' THEN r.teacher_ids
+            ELSE ARRAY[s.exclusive_teacher_id]::bigint[] END AS teacher_ids,
+       s.exclusive_teacher_id,
+       ((CAST(:week AS date) + w.weekday) + w.start_time) AT TIME ZONE :zone AS start_at,
+       EXISTS (SELECT 1 FROM classes c
+               WHERE c.student_id = q.student_id AND c.state <> 'cancelled'
+                 AND c.start_at = ((CAST(:week AS date) + w.weekday) + w.start_time)
+                                  AT TIME ZONE :zone) AS busy,
+       coalesce((SELECT a.balance FROM accounts a
+                 WHERE a.student_id = q.student_id AND a.asset = 'credit'
+                   AND a.key = r.course_type), 0) AS balance
+FROM booking_run_students q
+JOIN students s ON s.id = q.student_id
+JOIN booking_rules r ON r.student_id = q.student_id AND r.kind = :rule_kind
+JOIN booking_wishes w ON w.student_id = q.student_id AND w.kind = :rule_kind
+                     AND w.position = :round
+WHERE q.run_id = :run AND q.position >= :first AND q.position < :last
+ORDER BY q.position
+"""
+
+_PREFERRED = """
+SELECT t.id, t.teacher_id, t.start_at FROM timeslots t
+JOIN unnest(CAST(:teachers AS bigint[]), CAST(:starts AS timestamptz[])) AS p(teacher_id, start_at)
+  ON t.teacher_id = p.teacher_id AND t.start_at = p.start_at
+WHERE t.state = 'open' AND t.direction = 'general'
+ORDER BY t.id
+FOR UPDATE OF t SKIP LOCKED
+"""
+
+_POOL = """
+SELECT s.id, s.teacher_id, s.start_at, need.course_type FROM
+unnest(CAST(:starts AS timestamptz[]), CAST(:types AS text[]), CAST(:counts AS int[]))
+  AS need(start_at, course_type, n)
+CROSS JOIN LATERAL (
+  SELECT t.id, t.teacher_id, t.start_at FROM timeslots t
+  JOIN teachers tt ON tt.id = t.teacher_id
+  WHERE t.start_at = need.start_at AND t.state = 'open' AND t.direction = 'general'
+    AND need.course_type = ANY(tt.course_types)
+  ORDER BY t.id
+  LIMIT need.n
+  FOR UPDATE OF t SKIP LOCKED
+) s
+"""
+
+
+async def book_chunk(session: AsyncSession, step: BookChunk, rules: BookingRules) -> ChunkOutcome:
+    """One round for one chunk of students, in one transaction (see the module's story)."""
+    run = await session.get_one(BookingRun, step.run_id)
+    kind = RunKind(run.kind)
+    zone, now = rules.business_time_zone, step.now
+    rows = await session.execute(
+        text(_WISHES),
+        {
+            "rule_kind": kind.rule_kind,
+            "week": run.week,
+            "zone": zone,
+            "round": step.round,
+            "run": run.id,
+            "first": step.first,
+            "last": step.first + step.size,
+        },
+    )
+    wishes = [_Wish(*row) for row in rows]
+    if not wishes:
+        return ChunkOutcome(students=0, booked=0, failed=0)
+    earliest, latest = now + rules.student_book_min_lead, now + rules.student_book_ahead
+    open_wishes = []
+    for wish in wishes:
+        if wish.busy:
+            wish.reason = "student_busy"
+        elif not earliest <= wish.start_at <= latest:
+            wish.reason = "outside_booking_window"
+        elif wish.balance < 1:
+            wish.reason = "insufficient_balance"
+        else:
+            open_wishes.append(wish)
+
+    # The exclusive teachers' slots of this week stay theirs until the window closes (SD-2).
+    protected_until = at(run.week - WEEK, 0, rules.exclusive_priority_until, zone)
+    exclusive_teachers: set[int] = set()
+    if now < protected_until:
+        exclusive_teachers = set(
+            await session.scalars(
+                select(Student.exclusive_teacher_id)
+                .where(Student.exclusive_teacher_id.is_not(None))
+                .distinct()
+            )
+        )
+
+    def may_take(wish: _Wish, teacher_id: int) -> bool:
+        return teacher_id not in exclusive_teachers or teacher_id == wish.exclusive_teacher_id
+
+    teaches: dict[int, list[str]] = {}
+    preferred_ids = sorted({t for w in open_wishes for t in w.teacher_ids})
+    if preferred_ids:
+        teaches = dict(
+            (
+                await session.execute(
+                    text("SELECT id, course_types FROM teachers WHERE id = ANY(:ids)"),
+                    {"ids": preferred_ids},
+                )
+            ).all()
+        )
+    pairs = [
+        (t, w.start_at)
+        for w in open_wishes
+        for t in w.teacher_ids
+        if w.course_type in teaches.get(t, ())
+    ]
+    free: dict[tuple[int, datetime], int] = {}
+    if pairs:
+        for slot_id, teacher_id, start_at in await session.execute(
+            text(_PREFERRED),
+            {"teachers": [p[0] for p in pairs], "starts": [p[1] for p in pairs]},
+        ):
+            free[(teacher_id, start_at)] = slot_id
+    used: set[int] = set()
+    # Pass 1, in the fair order: each wish's preferred teachers, in the student's order.
+    for wish in open_wishes:
+        for teacher_id in wish.teacher_ids:
+            slot_id = free.get((teacher_id, wish.start_at))
+            if slot_id is not None and slot_id not in used and may_take(wish, teacher_id):
+                wish.slot = (slot_id, teacher_id)
+                used.add(slot_id)
+                break
+    # Pass 2: any free teacher of the course type, for those who said any teacher will do.
+    fallback = [w for w in open_wishes if w.slot is None and w.any_teacher]
+    if fallback:
+        need: dict[tuple[datetime, str], int] = defaultdict(int)
+        for wish in fallback:
+            need[(wish.start_at, wish.course_type)] += 1
+        taken_here: dict[datetime, int] = defaultdict(int)
+        for wish in open_wishes:
+            if wish.slot is not None:
+                taken_here[wish.start_at] += 1
+        keys = list(need)
+        pool: dict[tuple[datetime, str], list[tuple[int, int]]] = defaultdict(list)
+        for slot_id, teacher_id, start_at, course_type in await session.execute(
+            text(_POOL),
+            {
+                "starts": [k[0] for k in keys],
+                "types": [k[1] for k in keys],
+                "counts": [need[k] + taken_here[k[0]] + len(exclusive_teachers) for k in keys],
+            },
+        ):
+            pool[(start_at, course_type)].append((slot_id, teacher_id))
+        for wish in fallback:
+            for slot_id, teacher_id in pool[(wish.start_at, wish.course_type)]:
+                if slot_id not in used and may_take(wish, teacher_id):
+                    wish.slot = (slot_id, teacher_id)
+                    used.add(slot_id)
+                    break
+    for wish in open_wishes:
+        if wish.slot is None:
+            wish.reason = "no_free_teacher" if wish.any_teacher else "preferred_teachers_busy"
+    await _write(session, run, step.round, wishes, step.actor, now)
+    booked = sum(1 for w in wishes if w.slot is not None)
+    await session.execute(
+        update(BookingRun)
+        .where(BookingRun.id == run.id)
+        .values(
+            booked=BookingRun.booked + booked,
+            failed=BookingRun.failed + len(wishes) - booked,
+        )
+    )
+    return ChunkOutcome(students=len(wishes), booked=booked, failed=len(wishes) - booked)
+
+
+async def _write(
+    session: AsyncSession,
+    run: BookingRun,
+    round_: int,
+    wishes: list[_Wish],
+    actor: Actor,
+    now: datetime,
+) -> None:
+    chosen = [w for w in wishes if w.slot is not None]
+    if chosen:
+        await session.execute(
+            text("UPDATE timeslots SET state = 'booked', updated_at = :now WHERE id = ANY(:ids)"),
+            {"now": now, "ids": [w.slot[0] for w in chosen if w.slot]},
+        )
+        inserted = await session.execute(
+            text(
+                """
+                INSERT INTO classes (student_id, teacher_id, timeslot_id, start_at, course_type,
+                    state, payment_asset, payment_key, payment_amount, refunded, channel,
+                    actor_id, created_at, updated_at)
+                SELECT s, t, ts, st, ct, 'booked', 'credit', ct, 1, false, :channel, :actor,
+                       :now, :now
+                FROM unnest(CAST(:students AS bigint[]), CAST(:teachers AS bigint[]),
+                            CAST(:slots AS bigint[]), CAST(:starts AS timestamptz[]),
+                            CAST(:types AS text[])) AS x(s, t, ts, st, ct)
+                ON CONFLICT DO NOTHING
+                RETURNING id, student_id, timeslot_id
+                """
+            ),
+            {
+                "students": [w.student_id for w in chosen],
+                "teachers": [w.slot[1] for w in chosen if w.slot],
+                "slots": [w.slot[0] for w in chosen if w.slot],
+                "starts": [w.start_at for w in chosen],
+                "types": [w.course_type for w in chosen],
+                "channel": actor.channel.value,
+                "actor": actor.id,
+                "now": now,
+            },
+        )
+        class_of = {slot: (cid, sid) for cid, sid, slot in inserted}
+        # A concurrent booking made the student busy at that time: the slot goes back.
+        for wish in chosen:
+            assert wish.slot is not None
+            if wish.slot[0] not in class_of:
+                wish.reason = "student_busy"
+        paying = [w for w in chosen if w.reason is None]
+        paid = set(
+            await session.scalars(
+                text(
+                    """
+                    UPDATE accounts a SET balance = a.balance - 1
+                    FROM unnest(CAST(:students AS bigint[]), CAST(:types AS text[]))
+                      AS d(student_id, key)
+                    WHERE a.student_id = d.student_id AND a.asset = 'credit'
+                      AND a.key = d.key AND a.balance >= 1
+                    RETURNING a.student_id
+                    """
+                ),
+                {
+                    "students": [w.student_id for w in paying],
+                    "types": [w.course_type for w in paying],
+                },
+            )
+        )
+        unpaid = [w for w in paying if w.student_id not in paid]
+        for wish in unpaid:  # spent meanwhile by a concurrent booking
+            wish.reason = "insufficient_balance"
+        if unpaid:
+            await session.execute(
+                text("DELETE FROM classes WHERE id = ANY(:ids)"),
+                {"ids": [class_of[w.slot[0]][0] for w in unpaid if w.slot]},
+            )
+        back = [w.slot[0] for w in chosen if w.reason is not None and w.slot]
+        if back:
+            await session.execute(
+                text("UPDATE timeslots SET state = 'open', updated_at = :now WHERE id = ANY(:ids)"),
+                {"now": now, "ids": back},
+            )
+        for wish in chosen:
+            if wish.reason is not None:
+                wish.slot = None
+        done = [w for w in chosen if w.slot is not None]
+        if done:
+            class_ids = [class_of[w.slot[0]][0] for w in done if w.slot]
+            await session.execute(
+                text(
+                    """
+                    INSERT INTO ledger_entries (student_id, asset, key, delta, reason, class_id,
+                        channel, actor_id, occurred_at)
+                    SELECT s, 'credit', ct, -1, 'booking', c, :channel, :actor, :now
+                    FROM unnest(CAST(:students AS bigint[]), CAST(:types AS text[]),
+                                CAST(:classes AS bigint[])) AS x(s, ct, c)
+                    """
+                ),
+                {
+                    "students": [w.student_id for w in done],
+                    "types": [w.course_type for w in done],
+                    "classes": class_ids,
+                    "channel": actor.channel.value,
+                    "actor": actor.id,
+                    "now": now,
+                },
+            )
+            await session.execute(
+                text(
+                    """
+                    INSERT INTO audit_events (entity, entity_id, action, channel, actor_id,
+                        occurred_at, details)
+                    SELECT e, id, 'booked', :channel, :actor, :now,
+                           jsonb_build_object('run_id', CAST(:run AS bigint), 'other', other)
+                    FROM unnest(CAST(:entities AS text[]), CAST(:ids AS bigint[]),
+                                CAST(:others AS bigint[])) AS x(e, id, other)
+                    """
+                ),
+                {
+                    "entities": ["timeslot"] * len(done) + ["class"] * len(done),
+                    "ids": [w.slot[0] for w in done if w.slot] + class_ids,
+                    "others": class_ids + [w.slot[0] for w in done if w.slot],
+                    "run": run.id,
+                    "channel": actor.channel.value,
+                    "actor": actor.id,
+                    "now": now,
+                },
+            )
+        for wish in done:
+            assert wish.slot is not None
+            wish.class_id = class_of[wish.slot[0]][0]
+    await session.execute(
+        insert(BookingResult),
+        [
+            {
+                "run_id": run.id,
+                "student_id": w.student_id,
+                "position": round_,
+                "start_at": w.start_at,
+                "teacher_id": w.slot[1] if w.slot else None,
+                "class_id": w.class_id,
+                "reason": w.reason,
+            }
+            for w in wishes
+        ],
+    )
+
+
+async def finish_run(session: AsyncSession, run_id: int, now: datetime) -> RunView:
+    run = await session.get_one(BookingRun, run_id)
+    run.state, run.finished_at = RunState.done.value, now
+    return RunView.model_validate(run)
+
+
+async def get_run(session: AsyncSession, run_id: int) -> RunView:
+    run = await session.get(BookingRun, run_id)
+    if run is None:
+        raise NotFound("booking_run", run_id)
+    return RunView.model_validate(run)
+
+
+async def results_of(
+    session: AsyncSession, run_id: int, student_id: int | None, limit: int, after_student: int
+) -> list[ResultView]:
+    await get_run(session, run_id)
+    query = select(BookingResult).where(
+        BookingResult.run_id == run_id, BookingResult.student_id > after_student
+    )
+    if student_id is not None:
+        query = query.where(BookingResult.student_id == student_id)
+    rows = await session.scalars(
+        query.order_by(BookingResult.student_id, BookingResult.position).limit(limit)
+    )
+    return [ResultView.model_validate(r) for r in rows]

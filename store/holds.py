@@ -1,0 +1,162 @@
+"""Teacher-cancel holds (TCH-5): the teacher cancels a class and offers other times, each held
+for that student until the hold expires; booking one removes the others."""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.channels import Actor
+from domain.errors import DomainError, ForbiddenActor, NotFound
+from domain.rules import BookingRules, check_teacher_can_open
+from domain.words import Direction, HoldState, TimeslotState
+from store import audit, classes, inventory
+from store.models import Class, TeacherCancel, Timeslot
+
+
+class HoldClosed(DomainError):
+    code = "hold_closed"
+
+
+FLOW = "teacher-cancel-"
+
+
+def flow_id(class_id: int) -> str:
+    """The hold's workflow id, also the origin of its offered slots."""
+    return f"{FLOW}{class_id}"
+
+
+def is_offered(slot: Timeslot) -> bool:
+    return slot.origin is not None and slot.origin.startswith(FLOW)
+
+
+async def cancel_by_teacher(
+    session: AsyncSession,
+    *,
+    class_id: int,
+    teacher_id: int,
+    offered: Sequence[datetime],
+    reason: str | None,
+    actor: Actor,
+    now: datetime,
+    rules: BookingRules,
+) -> tuple[TeacherCancel, list[Timeslot]]:
+    """Cancel the class with a full refund, keep the record, and hold each offered time."""
+    booked = await classes.get_class(session, class_id)
+    if booked.teacher_id != teacher_id:
+        raise ForbiddenActor("only the class's teacher cancels it", class_id=class_id)
+    for start_at in offered:
+        check_teacher_can_open(start_at, now, rules)
+    await classes.cancel_class(
+        session,
+        class_id=class_id,
+        reason=reason,
+        actor=actor,
+        now=now,
+        rules=rules,
+        by_teacher=True,
+    )
+    expires_at = now + rules.teacher_cancel_hold
+    record = TeacherCancel(
+        class_id=class_id,
+        teacher_id=teacher_id,
+        student_id=booked.student_id,
+        reason=reason,
+        state=HoldState.holding if offered else HoldState.ended,
+        expires_at=expires_at,
+        channel=actor.channel.value,
+        actor_id=actor.id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(record)
+    slots = [
+        await inventory.claim_at(
+            session,
+            teacher_id=teacher_id,
+            start_at=start_at,
+            state=TimeslotState.open,
+            direction=Direction.student,
+            target=str(booked.student_id),
+            origin=flow_id(class_id),
+            expires_at=expires_at,
+            now=now,
+        )
+        for start_at in sorted(set(offered))
+    ]
+    await audit.record(
+        session, "timeslot", [s.id for s in slots], "held", actor, now, for_class=class_id
+    )
+    await session.flush()
+    return record, slots
+
+
+async def held_slot_booked(
+    session: AsyncSession, slot: Timeslot, booked: Class, actor: Actor, now: datetime
+) -> None:
+    """Called in the booking transaction: the student took one offered slot."""
+    record = await session.scalar(
+        update(TeacherCancel)
+        .where(
+            TeacherCancel.class_id == int((slot.origin or "").removeprefix(FLOW)),
+            TeacherCancel.state == HoldState.holding,
+        )
+        .values(state=HoldState.booked, booked_class_id=booked.id, updated_at=now)
+        .returning(TeacherCancel)
+    )
+    if record is not None:
+        await _remove_open(session, record.class_id, actor, now, "hold_booked")
+
+
+async def close_hold(
+    session: AsyncSession, class_id: int, state: HoldState, actor: Actor, now: datetime
+) -> TeacherCancel:
+    """The timer expired the hold, or fireman ended it: what is still open is removed."""
+    record = await get_hold(session, class_id)
+    if record.state is HoldState.holding:
+        record.state, record.updated_at = state, now
+        await _remove_open(session, class_id, actor, now, f"hold_{state.value}")
+    return record
+
+
+async def extend_hold(
+    session: AsyncSession, class_id: int, until: datetime, actor: Actor, now: datetime
+) -> TeacherCancel:
+    record = await get_hold(session, class_id)
+    if record.state is not HoldState.holding:
+        raise HoldClosed("the hold is over", class_id=class_id, state=record.state.value)
+    record.expires_at, record.updated_at = until, now
+    extended = await session.scalars(
+        update(Timeslot)
+        .where(Timeslot.origin == flow_id(class_id), Timeslot.state == TimeslotState.open)
+        .values(expires_at=until, updated_at=now)
+        .returning(Timeslot.id)
+    )
+    await audit.record(
+        session, "timeslot", list(extended), "hold_extended", actor, now, until=until.isoformat()
+    )
+    return record
+
+
+async def get_hold(session: AsyncSession, class_id: int) -> TeacherCancel:
+    record = await session.get(TeacherCancel, class_id)
+    if record is None:
+        raise NotFound("teacher_cancel", class_id)
+    return record
+
+
+async def offered_slots(session: AsyncSession, class_id: int) -> list[Timeslot]:
+    return await inventory.slots_of_origin(session, flow_id(class_id))
+
+
+async def _remove_open(
+    session: AsyncSession, class_id: int, actor: Actor, now: datetime, action: str
+) -> None:
+    removed = await session.scalars(
+        update(Timeslot)
+        .where(Timeslot.origin == flow_id(class_id), Timeslot.state == TimeslotState.open)
+        .values(state=TimeslotState.removed, updated_at=now)
+        .returning(Timeslot.id)
+    )
+    await audit.record(session, "timeslot", list(removed), action, actor, now)

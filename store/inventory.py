@@ -1,0 +1,303 @@
+"""Timeslots: teachers open and close them, bookings take them (ARCHITECTURE rule 1).
+
+A slot is taken only by a conditional UPDATE (`state = 'open'` and the booker matches its
+direction); the partial unique index keeps one live slot per teacher and start.
+"""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select, text, true, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from domain.channels import Actor
+from domain.errors import (
+    HoldExpired,
+    NotFound,
+    SlotAlreadyBooked,
+    SlotNotOpen,
+    SlotReserved,
+    TeacherBusy,
+)
+from domain.rules import BookingRules, check_teacher_can_open
+from domain.words import CourseType, Direction, TimeslotState
+from store import audit, exclusive
+from store.models import ClassRequest, Teacher, Timeslot
+from store.people import get_teacher
+
+
+async def open_timeslots(
+    session: AsyncSession,
+    *,
+    teacher_id: int,
+    starts: Sequence[datetime],
+    actor: Actor,
+    now: datetime,
+    rules: BookingRules,
+    direction: Direction = Direction.general,
+    target: str | None = None,
+    expires_at: datetime | None = None,
+    origin: str | None = None,
+) -> tuple[list[Timeslot], list[datetime]]:
+    """Open the teacher's slots; starts that already have a live slot are skipped, not errors."""
+    await get_teacher(session, teacher_id)
+    for start_at in starts:
+        check_teacher_can_open(start_at, now, rules)
+    rows = [
+        {
+            "teacher_id": teacher_id,
+            "start_at": start_at,
+            "state": TimeslotState.open,
+            "direction": direction,
+            "direction_target": target,
+            "expires_at": expires_at,
+            "origin": origin,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for start_at in sorted(set(starts))
+    ]
+    stmt = (
+        insert(Timeslot)
+        .values(rows)
+        .on_conflict_do_nothing(
+            index_elements=[Timeslot.teacher_id, Timeslot.start_at],
+            index_where=text("state <> 'removed'"),
+        )
+        .returning(Timeslot)
+    )
+    opened = list(await session.scalars(stmt))
+    opened.sort(key=lambda slot: slot.start_at)
+    await audit.record(
+        session,
+        "timeslot",
+        (slot.id for slot in opened),
+        "opened",
+        actor,
+        now,
+        direction=direction.value,
+        target=target,
+        origin=origin,
+    )
+    taken = {slot.start_at for slot in opened}
+    return opened, [row["start_at"] for row in rows if row["start_at"] not in taken]
+
+
+async def close_timeslots(
+    session: AsyncSession,
+    *,
+    teacher_id: int,
+    timeslot_ids: Sequence[int],
+    actor: Actor,
+    now: datetime,
+) -> list[Timeslot]:
+    """Remove open, unbooked slots: all of them or, if any is not open, none."""
+    wanted = set(timeslot_ids)
+    closed = list(
+        await session.scalars(
+            update(Timeslot)
+            .where(
+                Timeslot.id.in_(wanted),
+                Timeslot.teacher_id == teacher_id,
+                Timeslot.state == TimeslotState.open,
+            )
+            .values(state=TimeslotState.removed, updated_at=now)
+            .returning(Timeslot)
+        )
+    )
+    if missing := wanted - {slot.id for slot in closed}:
+        slot = await get_timeslot(session, min(missing))
+        if slot.teacher_id != teacher_id:
+            raise NotFound("timeslot", slot.id)
+        raise _not_open(slot)
+    await audit.record(session, "timeslot", sorted(wanted), "closed", actor, now)
+    return sorted(closed, key=lambda slot: slot.start_at)
+
+
+def _bookable_by(student_id: int, now: datetime) -> ColumnElement[bool]:
+    """General slots, and slots held for this student that have not expired."""
+    return or_(
+        Timeslot.direction == Direction.general,
+        and_(
+            Timeslot.direction == Direction.student,
+            Timeslot.direction_target == str(student_id),
+            or_(Timeslot.expires_at.is_(None), Timeslot.expires_at > now),
+        ),
+    )
+
+
+async def take_slot(
+    session: AsyncSession,
+    timeslot_id: int,
+    *,
+    student_id: int,
+    now: datetime,
+    rules: BookingRules | None = None,
+) -> Timeslot:
+    """Mark an open slot booked for this student, or say exactly why it cannot be.
+
+    With rules, the exclusive-teacher priority window (SD-2) applies too."""
+    slot = await session.scalar(
+        update(Timeslot)
+        .where(
+            Timeslot.id == timeslot_id,
+            Timeslot.state == TimeslotState.open,
+            _bookable_by(student_id, now),
+            ~exclusive.kept_from(student_id, now, rules) if rules is not None else true(),
+        )
+        .values(state=TimeslotState.booked, updated_at=now)
+        .returning(Timeslot)
+    )
+    if slot is not None:
+        return slot
+    slot = await get_timeslot(session, timeslot_id)
+    held_for_student = slot.direction is Direction.student and slot.direction_target == str(
+        student_id
+    )
+    expired = slot.expires_at is not None and slot.expires_at <= now
+    if slot.state is not TimeslotState.open and not (held_for_student and expired):
+        raise _not_open(slot)
+    if held_for_student:
+        raise HoldExpired(
+            "the hold for this student has expired",
+            timeslot_id=slot.id,
+            expired_at=slot.expires_at.isoformat() if slot.expires_at else None,
+        )
+    raise SlotReserved(
+        "the timeslot is reserved for someone else",
+        timeslot_id=slot.id,
+        direction=slot.direction.value,
+    )
+
+
+def _not_open(slot: Timeslot) -> SlotAlreadyBooked | SlotNotOpen:
+    if slot.state is TimeslotState.booked:
+        return SlotAlreadyBooked("the timeslot is already booked", timeslot_id=slot.id)
+    return SlotNotOpen("the timeslot is not open", timeslot_id=slot.id, state=slot.state.value)
+
+
+async def give_back(session: AsyncSession, timeslot_id: int, now: datetime) -> Timeslot:
+    """A class cancelled by its student frees the slot.
+
+    A slot made by approving a class request (TCH-3) turns into general inventory if the teacher
+    ticked "keep the slot", and is removed otherwise; any other slot opens again as it was.
+    """
+    slot = await session.get_one(Timeslot, timeslot_id, with_for_update=True)
+    slot.state = TimeslotState.open
+    slot.updated_at = now
+    if slot.direction is Direction.request:
+        keep = await session.scalar(
+            select(ClassRequest.keep_slot).where(ClassRequest.id == int(slot.direction_target or 0))
+        )
+        slot.state = TimeslotState.open if keep else TimeslotState.removed
+        slot.direction, slot.direction_target = Direction.general, None
+    return slot
+
+
+async def remove(session: AsyncSession, timeslot_id: int, now: datetime) -> None:
+    """A slot that can no longer be taught (its teacher cancelled the class there)."""
+    await session.execute(
+        update(Timeslot)
+        .where(Timeslot.id == timeslot_id)
+        .values(state=TimeslotState.removed, updated_at=now)
+    )
+
+
+async def claim_at(
+    session: AsyncSession,
+    *,
+    teacher_id: int,
+    start_at: datetime,
+    state: TimeslotState,
+    direction: Direction,
+    target: str,
+    origin: str,
+    now: datetime,
+    expires_at: datetime | None = None,
+) -> Timeslot:
+    """The teacher's slot at start_at for one flow: a new one, or their open general slot
+    turned over to it. TeacherBusy if the teacher's time there is already taken."""
+    values = {
+        "state": state,
+        "direction": direction,
+        "direction_target": target,
+        "origin": origin,
+        "expires_at": expires_at,
+        "updated_at": now,
+    }
+    slot = await session.scalar(
+        insert(Timeslot)
+        .values(teacher_id=teacher_id, start_at=start_at, created_at=now, **values)
+        .on_conflict_do_nothing(
+            index_elements=[Timeslot.teacher_id, Timeslot.start_at],
+            index_where=text("state <> 'removed'"),
+        )
+        .returning(Timeslot)
+    )
+    if slot is None:
+        slot = await session.scalar(
+            update(Timeslot)
+            .where(
+                Timeslot.teacher_id == teacher_id,
+                Timeslot.start_at == start_at,
+                Timeslot.state == TimeslotState.open,
+                Timeslot.direction == Direction.general,
+            )
+            .values(**values)
+            .returning(Timeslot)
+        )
+    if slot is None:
+        raise TeacherBusy(
+            "the teacher's time is already taken",
+            teacher_id=teacher_id,
+            start_at=start_at.isoformat(),
+        )
+    return slot
+
+
+async def availability(
+    session: AsyncSession,
+    *,
+    start_from: datetime,
+    start_to: datetime,
+    teacher_id: int | None,
+    course_type: CourseType | None,
+    for_student: int | None,
+    now: datetime,
+    limit: int,
+) -> list[Timeslot]:
+    """Open slots a student could book: general ones, and with for_student that student's holds."""
+    query = select(Timeslot).where(
+        Timeslot.state == TimeslotState.open,
+        Timeslot.start_at >= max(start_from, now),
+        Timeslot.start_at < start_to,
+        _bookable_by(for_student, now)
+        if for_student is not None
+        else Timeslot.direction == Direction.general,
+    )
+    if teacher_id is not None:
+        query = query.where(Timeslot.teacher_id == teacher_id)
+    if course_type is not None:
+        query = query.join(Teacher, Teacher.id == Timeslot.teacher_id).where(
+            Teacher.course_types.any(course_type.value)
+        )
+    rows = await session.scalars(
+        query.order_by(Timeslot.start_at, Timeslot.teacher_id).limit(limit)
+    )
+    return list(rows)
+
+
+async def get_timeslot(session: AsyncSession, timeslot_id: int) -> Timeslot:
+    slot = await session.get(Timeslot, timeslot_id)
+    if slot is None:
+        raise NotFound("timeslot", timeslot_id)
+    return slot
+
+
+async def slots_of_origin(session: AsyncSession, origin: str) -> list[Timeslot]:
+    rows = await session.scalars(
+        select(Timeslot).where(Timeslot.origin == origin).order_by(Timeslot.start_at)
+    )
+    return list(rows)

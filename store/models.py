@@ -1,0 +1,481 @@
+"""SQLAlchemy 2.0 typed mappings. The constraints here, not Python, decide who gets a slot."""
+
+from datetime import date, datetime, time
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    MetaData,
+    SmallInteger,
+    String,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from domain.contract import ContractState, Role
+from domain.learning_progress import ProgressState
+from domain.overbooking import MatchSource, OverbookKind, OverbookState
+from domain.weekly import Weekday
+from domain.words import (
+    Asset,
+    ClassLabel,
+    ClassState,
+    CourseType,
+    Direction,
+    HoldState,
+    RequestState,
+    TeacherKind,
+    TimeslotState,
+)
+
+
+def _enum(e: type[StrEnum]) -> Enum:
+    """Stored as text with a CHECK: new values need no ALTER TYPE."""
+    return Enum(
+        e,
+        native_enum=False,
+        create_constraint=True,
+        length=24,
+        name=e.__name__.lower(),
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: DateTime(timezone=True),
+        dict[str, Any]: JSONB,
+    }
+
+
+class Teacher(Base):
+    __tablename__ = "teachers"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[TeacherKind] = mapped_column(_enum(TeacherKind))
+    time_zone: Mapped[str] = mapped_column(String(64))
+    course_types: Mapped[list[str]] = mapped_column(ARRAY(String(24)))
+    created_at: Mapped[datetime]
+
+
+class Student(Base):
+    __tablename__ = "students"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    level: Mapped[int]
+    time_zone: Mapped[str] = mapped_column(String(64))
+    exclusive_teacher_id: Mapped[int | None] = mapped_column(ForeignKey("teachers.id"))
+    created_at: Mapped[datetime]
+
+
+class Timeslot(Base):
+    """One teacher's 30-minute slot: the inventory."""
+
+    __tablename__ = "timeslots"
+    __table_args__ = (
+        CheckConstraint("extract(epoch from start_at)::bigint % 1800 = 0", name="on_grid"),
+        # One live timeslot per teacher and start.
+        Index(
+            "uq_timeslots_live_teacher_start",
+            "teacher_id",
+            "start_at",
+            unique=True,
+            postgresql_where=text("state <> 'removed'"),
+        ),
+        Index("ix_timeslots_open_start", "start_at", postgresql_where=text("state = 'open'")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    teacher_id: Mapped[int] = mapped_column(ForeignKey("teachers.id"))
+    start_at: Mapped[datetime]
+    state: Mapped[TimeslotState] = mapped_column(_enum(TimeslotState))
+    direction: Mapped[Direction] = mapped_column(_enum(Direction))
+    # Whom the direction points at: a student id, a request id, a contract id, a product…
+    direction_target: Mapped[str | None] = mapped_column(String(64))
+    expires_at: Mapped[datetime | None]
+    # The flow that made this slot (its workflow id), e.g. "teacher-cancel-42".
+    origin: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Class(Base):
+    """A booked lesson. Over-booked classes have no teacher or timeslot until matched."""
+
+    __tablename__ = "classes"
+    __table_args__ = (
+        # One live class per timeslot, and one per student and start.
+        Index(
+            "uq_classes_live_timeslot",
+            "timeslot_id",
+            unique=True,
+            postgresql_where=text("state <> 'cancelled' AND timeslot_id IS NOT NULL"),
+        ),
+        Index(
+            "uq_classes_live_student_start",
+            "student_id",
+            "start_at",
+            unique=True,
+            postgresql_where=text("state <> 'cancelled'"),
+        ),
+        Index("ix_classes_teacher_start", "teacher_id", "start_at"),
+        CheckConstraint("payment_amount > 0", name="payment_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id"))
+    teacher_id: Mapped[int | None] = mapped_column(ForeignKey("teachers.id"))
+    timeslot_id: Mapped[int | None] = mapped_column(ForeignKey("timeslots.id"))
+    start_at: Mapped[datetime]
+    course_type: Mapped[CourseType] = mapped_column(_enum(CourseType))
+    state: Mapped[ClassState] = mapped_column(_enum(ClassState))
+    label: Mapped[ClassLabel | None] = mapped_column(_enum(ClassLabel))
+    lesson: Mapped[str | None] = mapped_column(String(200))
+    payment_asset: Mapped[Asset] = mapped_column(_enum(Asset))
+    payment_key: Mapped[str] = mapped_column(String(64))
+    payment_amount: Mapped[int]
+    refunded: Mapped[bool] = mapped_column(server_default=text("false"))
+    channel: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ClassRequest(Base):
+    """A student's ask for a time the teacher has not opened (求课); its payment is held."""
+
+    __tablename__ = "class_requests"
+    __table_args__ = (
+        Index("ix_class_requests_teacher_state", "teacher_id", "state"),
+        Index("ix_class_requests_student_state", "student_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id"))
+    teacher_id: Mapped[int] = mapped_column(ForeignKey("teachers.id"))
+    start_at: Mapped[datetime]
+    course_type: Mapped[CourseType] = mapped_column(_enum(CourseType))
+    state: Mapped[RequestState] = mapped_column(_enum(RequestState))
+    payment_asset: Mapped[Asset] = mapped_column(_enum(Asset))
+    payment_key: Mapped[str] = mapped_column(String(64))
+    payment_amount: Mapped[int]
+    deadline: Mapped[datetime]
+    keep_slot: Mapped[bool | None]
+    class_id: Mapped[int | None] = mapped_column(ForeignKey("classes.id"))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    channel: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class TeacherCancel(Base):
+    """A teacher's cancellation of a booked class (kept for penalties) and its hold."""
+
+    __tablename__ = "teacher_cancels"
+
+    class_id: Mapped[int] = mapped_column(ForeignKey("classes.id"), primary_key=True)
+    teacher_id: Mapped[int] = mapped_column(ForeignKey("teachers.id"), index=True)
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id"), index=True)
+    reason: Mapped[str | None] = mapped_column(String(500))
+    state: Mapped[HoldState] = mapped_column(_enum(HoldState))
+    expires_at: Mapped[datetime]
+    booked_class_id: Mapped[int | None] = mapped_column(ForeignKey("classes.id"))
+    channel: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Coupon(Base):
+    """A single-use voucher; whether it is still unused is its account balance (0 or 1)."""
+
+    __tablename__ = "coupons"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id"), index=True)
+    course_type: Mapped[CourseType] = mapped_column(_enum(CourseType))
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+
+
+class Account(Base):
+    """A student's balance of one asset: the running sum of its ledger entries, never negative.
+
+    key: the course type for credits, the coupon id for a coupon, '' for energy stones.
+    """
+
+    __tablename__ = "accounts"
+    __table_args__ = (
+        CheckConstraint("balance >= 0", name="balance_not_negative"),
+        CheckConstraint("asset <> 'coupon' OR balance <= 1", name="coupon_single_use"),
+    )
+
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id"), primary_key=True)
+    asset: Mapped[Asset] = mapped_column(_enum(Asset), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    balance: Mapped[int]
+
+
+class LedgerEntry(Base):
+    """Append-only (a trigger refuses UPDATE and DELETE): money moves only by new entries."""
+
+    __tablename__ = "ledger_entries"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id"), index=True)
+    asset: Mapped[Asset] = mapped_column(_enum(Asset))
+    key: Mapped[str] = mapped_column(String(64))
+    delta: Mapped[int]
+    reason: Mapped[str] = mapped_column(String(32))
+    class_id: Mapped[int | None] = mapped_column(ForeignKey("classes.id"), index=True)
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("class_requests.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime]
+
+
+class AuditEvent(Base):
+    """Who changed which class or timeslot, from which channel, when, and how."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_entity", "entity", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    entity: Mapped[str] = mapped_column(String(16))
+    entity_id: Mapped[int] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime]
+    details: Mapped[dict[str, Any]]
+
+
+class OperationKey(Base):
+    """A request or activity already done: its key, a hash of its input and its result.
+
+    Written in the same transaction as the work, so a retry returns the first result.
+    scope: "channel:actor" for an HTTP Idempotency-Key, "activity" for a workflow step.
+    """
+
+    __tablename__ = "operation_keys"
+
+    scope: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime]
+
+
+class OverbookedClass(Base):
+    """A class booked with no teacher (超约), followed by its flow overbook-{class_id}.
+
+    Its row is the lock that serializes the student's entries, the flow's retries and its
+    give-up; the class row carries the teacher and the timeslot once matched.
+    """
+
+    __tablename__ = "overbooked_classes"
+    __table_args__ = (Index("ix_overbooked_classes_start_state", "start_at", "state"),)
+
+    class_id: Mapped[int] = mapped_column(ForeignKey("classes.id"), primary_key=True)
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id"), index=True)
+    kind: Mapped[OverbookKind] = mapped_column(_enum(OverbookKind))
+    course_type: Mapped[CourseType] = mapped_column(_enum(CourseType))
+    start_at: Mapped[datetime]
+    state: Mapped[OverbookState] = mapped_column(_enum(OverbookState))
+    entered_at: Mapped[datetime | None]
+    matched_at: Mapped[datetime | None]
+    matched_from: Mapped[MatchSource | None] = mapped_column(_enum(MatchSource))
+    wait_until: Mapped[datetime]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class TeacherSwap(Base):
+    """An in-class teacher change (SD-5d, FM-7): who left with which label, who took over."""
+
+    __tablename__ = "teacher_swaps"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    class_id: Mapped[int] = mapped_column(ForeignKey("classes.id"), index=True)
+    old_teacher_id: Mapped[int] = mapped_column(ForeignKey("teachers.id"))
+    old_timeslot_id: Mapped[int] = mapped_column(ForeignKey("timeslots.id"))
+    new_teacher_id: Mapped[int] = mapped_column(ForeignKey("teachers.id"))
+    new_timeslot_id: Mapped[int] = mapped_column(ForeignKey("timeslots.id"))
+    new_from: Mapped[MatchSource] = mapped_column(_enum(MatchSource))
+    old_teacher_label: Mapped[ClassLabel] = mapped_column(_enum(ClassLabel))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    channel: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime]
+
+
+class Contract(Base):
+    """A dual-excellence contract (双优合约): one student, a Chinese and a foreign teacher, each
+    at a fixed weekly local time, from first_week for `weeks` weeks (None: open-ended)."""
+
+    __tablename__ = "contracts"
+    __table_args__ = (
+        CheckConstraint("weeks IS NULL OR weeks > 0", name="weeks_positive"),
+        CheckConstraint("chinese_teacher_id <> foreign_teacher_id", name="two_teachers"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id"), index=True)
+    chinese_teacher_id: Mapped[int] = mapped_column(ForeignKey("teachers.id"), index=True)
+    chinese_weekday: Mapped[Weekday] = mapped_column(String(16))
+    chinese_start: Mapped[time]
+    foreign_teacher_id: Mapped[int] = mapped_column(ForeignKey("teachers.id"), index=True)
+    foreign_weekday: Mapped[Weekday] = mapped_column(String(16))
+    foreign_start: Mapped[time]
+    first_week: Mapped[date]
+    weeks: Mapped[int | None]
+    course_type: Mapped[CourseType] = mapped_column(_enum(CourseType))
+    state: Mapped[ContractState] = mapped_column(_enum(ContractState))
+    chinese_agreed: Mapped[bool | None]
+    foreign_agreed: Mapped[bool | None]
+    reason: Mapped[str | None] = mapped_column(String(500))
+    channel: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ContractWeek(Base):
+    """What became of one teacher's class in one contract week: its class, or the reason."""
+
+    __tablename__ = "contract_weeks"
+
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"), primary_key=True)
+    week: Mapped[date] = mapped_column(primary_key=True)
+    role: Mapped[Role] = mapped_column(_enum(Role), primary_key=True)
+    start_at: Mapped[datetime]
+    class_id: Mapped[int | None] = mapped_column(ForeignKey("classes.id"))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class BookingRule(Base):
+    """A student's weekly booking rule. kind 'auto': auto-booking (自动约, LP-1), teachers in
+    order of preference; kind 'exclusive': the weekly pattern with the exclusive teacher (SD-1)."""
+
+    __tablename__ = "booking_rules"
+
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    teacher_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
+    any_teacher: Mapped[bool]
+    course_type: Mapped[CourseType] = mapped_column(_enum(CourseType))
+    active: Mapped[bool]
+    channel: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime]
+
+
+class BookingWish(Base):
+    """One wished weekly time of a rule (local weekday and start); position 1 is wished most."""
+
+    __tablename__ = "booking_wishes"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["student_id", "kind"],
+            ["booking_rules.student_id", "booking_rules.kind"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    student_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    position: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    weekday: Mapped[int] = mapped_column(SmallInteger)  # 0 = Monday
+    start_time: Mapped[time]
+
+
+class BookingRun(Base):
+    """One run of weekly booking (auto, exclusive, exclusive_l7) for one week, for every
+    student with a rule or for one; its counters are the run's progress."""
+
+    __tablename__ = "booking_runs"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    week: Mapped[date]
+    student_id: Mapped[int | None] = mapped_column(ForeignKey("students.id"))
+    state: Mapped[str] = mapped_column(String(16))
+    students: Mapped[int]
+    rounds: Mapped[int]
+    booked: Mapped[int]
+    failed: Mapped[int]
+    flow_id: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class BookingRunStudent(Base):
+    """The run's students in their fair order (see store.auto_booking), fixed at its start."""
+
+    __tablename__ = "booking_run_students"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("booking_runs.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(primary_key=True)
+    student_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class BookingResult(Base):
+    """Per student and wish: the class booked, or the reason it was not."""
+
+    __tablename__ = "booking_results"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("booking_runs.id"), primary_key=True)
+    student_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    position: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    start_at: Mapped[datetime]
+    teacher_id: Mapped[int | None] = mapped_column(BigInteger)
+    class_id: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class LearningProgress(Base):
+    """A student's enrolment in a course (CUR-1, TMK-7, CC-8): the next lesson to book, out of
+    `lessons` (None: open-ended); completed once the last lesson is booked."""
+
+    __tablename__ = "learning_progress"
+    __table_args__ = (
+        Index("uq_learning_progress_student_course", "student_id", "course", unique=True),
+        CheckConstraint("next_lesson >= 1", name="next_lesson_positive"),
+        CheckConstraint("lessons IS NULL OR lessons >= 1", name="lessons_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id"))
+    course: Mapped[str] = mapped_column(String(32))
+    next_lesson: Mapped[int]
+    lessons: Mapped[int | None]
+    state: Mapped[ProgressState] = mapped_column(_enum(ProgressState))
+    channel: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -1,0 +1,284 @@
+"""Dual-excellence contract (双优合约, TCH-6, SD-7).
+
+The LP proposes a weekly pairing of a student with a Chinese and a foreign teacher. Each
+teacher agrees or declines; a no ends it, and so does the first week beginning before both
+said yes. When both agree, weeks W1 and W2 are booked at once; then at the start of every
+week the week two weeks later is booked, so two weeks stay booked ahead, until the last week
+is over or the LP terminates (future classes cancelled and refunded, slots removed). A week
+that cannot be booked keeps its reason, and the contract goes on. A long contract continues
+as new every few dozen weeks, so its history stays bounded.
+"""
+
+from datetime import date, datetime, timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.contract import ContractActivities
+    from domain.channels import Actor
+    from domain.contract import (
+        Answer,
+        AnswerContract,
+        BookContractWeek,
+        CloseContract,
+        ContractFlowState,
+        ContractInput,
+        ContractState,
+        ContractView,
+        Progress,
+        ProposeContract,
+        Termination,
+        WeekBooking,
+        WeekOutcome,
+    )
+    from domain.refusal import Refusal
+    from workflows.common import STORE_STEP, refusal_of, refuse
+
+WEEK = timedelta(weeks=1)
+# Weeks of outcomes the `state` query keeps; the full record is in contract_weeks.
+RECENT_WEEKS = 8
+
+
+@workflow.defn
+class ContractWorkflow:
+    def __init__(self) -> None:
+        self.view: ContractView | None = None
+        self.refusal: Refusal | None = None
+        self.termination: Termination | None = None
+        self.recent: list[WeekBooking] = []
+        self.next_week: date | None = None
+        self.weeks_booked = 0
+        self.last_week_ends_at: datetime | None = None
+
+    @workflow.run
+    async def run(self, contract: ContractInput) -> ContractView | None:
+        progress = contract.progress
+        if progress is None:
+            if not await self._propose(contract):
+                return None
+            next_booking_at = await self._wait_for_answers(contract)
+            if next_booking_at is None:
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                assert self.view is not None
+                return self.view
+        else:
+            self.view, self.recent = progress.view, progress.history
+            self.next_week, self.weeks_booked = progress.next_week, progress.weeks_booked
+            next_booking_at = progress.next_booking_at
+            self.last_week_ends_at = progress.last_week_ends_at
+        return await self._keep_booking(contract, next_booking_at)
+
+    async def _propose(self, contract: ContractInput) -> bool:
+        try:
+            self.view = await workflow.execute_activity_method(
+                ContractActivities.propose_contract,
+                ProposeContract(contract=contract, now=workflow.now()),
+                **STORE_STEP,
+            )
+            return True
+        except ActivityError as error:
+            self.refusal = refusal_of(error)
+            return False
+
+    async def _wait_for_answers(self, contract: ContractInput) -> datetime | None:
+        """Both yes: start, and return when the next week is due; else None (closed)."""
+        assert self.view is not None and self.view.answer_by is not None
+        try:
+            await workflow.wait_condition(
+                lambda: self._both_agreed() or not self._open() or self.termination is not None,
+                timeout=max(self.view.answer_by - workflow.now(), timedelta(0)),
+            )
+        except TimeoutError:
+            await self._close(
+                ContractState.expired, "the teachers did not both agree in time", contract.actor
+            )
+            return None
+        if self.termination is not None:
+            await self._close(
+                ContractState.terminated, self.termination.reason, self.termination.actor
+            )
+            return None
+        if not self._open():  # declined
+            return None
+        started = await workflow.execute_activity_method(
+            ContractActivities.start_contract,
+            BookContractWeek(
+                contract_id=contract.contract_id,
+                week=contract.first_week,
+                actor=contract.actor,
+                now=workflow.now(),
+            ),
+            **STORE_STEP,
+        )
+        self.view = self.view.model_copy(update={"state": ContractState.active})
+        for outcome in started.weeks:
+            self._booked(outcome)
+        return started.weeks[-1].next_booking_at
+
+    async def _keep_booking(
+        self, contract: ContractInput, next_booking_at: datetime
+    ) -> ContractView | None:
+        assert self.view is not None and self.next_week is not None
+        booked_this_run = 0
+        while self.termination is None:
+            done = self.view.weeks is not None and self.weeks_booked >= self.view.weeks
+            wake_at = self.last_week_ends_at if done and self.last_week_ends_at else next_booking_at
+            try:
+                await workflow.wait_condition(
+                    lambda: self.termination is not None,
+                    timeout=max(wake_at - workflow.now(), timedelta(0)),
+                )
+                break
+            except TimeoutError:
+                pass
+            if done:
+                await self._close(ContractState.finished, None, contract.actor)
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                return self.view
+            outcome = await workflow.execute_activity_method(
+                ContractActivities.book_contract_week,
+                BookContractWeek(
+                    contract_id=contract.contract_id,
+                    week=self.next_week,
+                    actor=contract.actor,
+                    now=workflow.now(),
+                ),
+                **STORE_STEP,
+            )
+            self._booked(outcome)
+            next_booking_at = outcome.next_booking_at
+            booked_this_run += 1
+            if (
+                booked_this_run >= contract.weeks_per_run
+                or workflow.info().is_continue_as_new_suggested()
+            ):
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if self.termination is None:
+                    progress = Progress(
+                        view=self.view,
+                        next_week=self.next_week,
+                        weeks_booked=self.weeks_booked,
+                        history=self.recent,
+                        next_booking_at=next_booking_at,
+                        last_week_ends_at=self.last_week_ends_at,
+                    )
+                    workflow.continue_as_new(contract.model_copy(update={"progress": progress}))
+        assert self.termination is not None
+        await self._close(ContractState.terminated, self.termination.reason, self.termination.actor)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.view
+
+    def _booked(self, outcome: WeekOutcome) -> None:
+        self.recent = (self.recent + outcome.bookings)[-2 * RECENT_WEEKS :]
+        self.next_week = outcome.week + WEEK
+        self.weeks_booked += 1
+        self.last_week_ends_at = outcome.ends_at
+
+    async def _close(self, state: ContractState, reason: str | None, actor: Actor) -> None:
+        assert self.view is not None
+        self.view = await workflow.execute_activity_method(
+            ContractActivities.close_contract,
+            CloseContract(
+                contract_id=self.view.id,
+                state=state,
+                reason=reason,
+                actor=actor,
+                now=workflow.now(),
+            ),
+            **STORE_STEP,
+        )
+
+    def _open(self) -> bool:
+        return self.view is not None and self.view.state in (
+            ContractState.proposed,
+            ContractState.active,
+        )
+
+    def _both_agreed(self) -> bool:
+        return bool(self.view and self.view.chinese_agreed and self.view.foreign_agreed)
+
+    @workflow.update
+    async def proposed(self) -> ContractView:
+        """The contract as recorded, or the refusal (asked right after the start)."""
+        await workflow.wait_condition(lambda: self.view is not None or self.refusal is not None)
+        if self.view is None:
+            assert self.refusal is not None
+            raise refuse(self.refusal)
+        return self.view
+
+    @workflow.update
+    async def agree(self, answer: Answer) -> ContractView:
+        """A teacher agrees; the second yes returns once W1 and W2 are booked."""
+        await self._answer(answer, agree=True)
+        assert self.view is not None
+        await workflow.wait_condition(
+            lambda: (
+                self.view is not None
+                and (not self._both_agreed() or self.view.state is not ContractState.proposed)
+            )
+        )
+        return self.view
+
+    @workflow.update
+    async def decline(self, answer: Answer) -> ContractView:
+        await self._answer(answer, agree=False)
+        assert self.view is not None
+        return self.view
+
+    async def _answer(self, answer: Answer, *, agree: bool) -> None:
+        assert self.view is not None
+        try:
+            self.view = await workflow.execute_activity_method(
+                ContractActivities.record_contract_answer,
+                AnswerContract(
+                    contract_id=self.view.id, answer=answer, agree=agree, now=workflow.now()
+                ),
+                **STORE_STEP,
+            )
+        except ActivityError as error:
+            raise refuse(refusal_of(error)) from error
+
+    @agree.validator
+    def _agree_while_proposed(self, answer: Answer) -> None:
+        self._still_proposed(answer)
+
+    @decline.validator
+    def _decline_while_proposed(self, answer: Answer) -> None:
+        self._still_proposed(answer)
+
+    def _still_proposed(self, answer: Answer) -> None:
+        if self.view is None or self.view.state is not ContractState.proposed:
+            raise ApplicationError(
+                "the contract is no longer waiting for answers", type="contract_closed"
+            )
+        if self.termination is not None:
+            raise ApplicationError("the contract is being terminated", type="contract_closed")
+        if answer.teacher_id not in (self.view.chinese_teacher_id, self.view.foreign_teacher_id):
+            raise ApplicationError(
+                "only the contract's two teachers answer it", type="not_contract_teacher"
+            )
+
+    @workflow.update
+    async def terminate(self, termination: Termination) -> ContractView:
+        """The LP ends the contract: future classes cancelled and refunded, slots removed."""
+        self.termination = termination
+        await workflow.wait_condition(
+            lambda: self.view is not None and self.view.state is ContractState.terminated
+        )
+        assert self.view is not None
+        return self.view
+
+    @terminate.validator
+    def _terminate_while_open(self, _: Termination) -> None:
+        if not self._open() or self.termination is not None:
+            raise ApplicationError("the contract is already closed", type="contract_closed")
+
+    @workflow.query
+    def state(self) -> ContractFlowState:
+        return ContractFlowState(
+            contract=self.view,
+            weeks_booked=self.weeks_booked,
+            next_week=self.next_week,
+            recent_weeks=self.recent,
+        )
