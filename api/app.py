@@ -61,12 +61,22 @@ def create_app(
     app.state.settings = settings
     app.state.clock = clock
     errors.install(app)
-    for module in (people, timeslots, classes, money, class_requests, teacher_cancels, flows):
-        app.include_router(module.router)
-    for module in (contracts, weekly_booking):  # issue 4: contracts, weekly booking
-        app.include_router(module.router)
-    app.include_router(overbooking.router)  # issue 5: over-booking
-    for module in (finish, dino_home, make_up, learning_progress):  # issue 4: the rest
+    for module in (
+        people,
+        timeslots,
+        classes,
+        money,
+        class_requests,
+        teacher_cancels,
+        contracts,
+        weekly_booking,
+        overbooking,
+        finish,
+        dino_home,
+        make_up,
+        learning_progress,
+        flows,
+    ):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"])

@@ -1,11 +1,12 @@
 """Per-request context: who calls (channel key + X-Actor-Id), the clock, and transactions
 with Idempotency-Key replay."""
 
+import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 from fastapi import Depends, Header, Request
 from pydantic import BaseModel
@@ -13,21 +14,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.flows import Flows
 from domain.channels import ALLOWED, PARENTS, Actor, Channel, Operation
-from domain.errors import DomainError, Forbidden, ForbiddenActor
+from domain.errors import Forbidden, ForbiddenActor, Unauthenticated
 from domain.rules import BookingRules
 from store import operation_keys
 from store.db import Sessions
 
 Out = TypeVar("Out", bound=BaseModel)
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 MAX_ACTOR_ID = 64  # the width of the actor_id columns
-
-
-class Unauthenticated(DomainError):
-    status = 401
-    code = "unauthenticated"
 
 
 @dataclass
@@ -39,6 +36,7 @@ class Context:
     flows: Flows
     path: str
     idempotency_key: str | None
+    _after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def acts_for_student(self, student_id: int) -> None:
         """Parent channels act only for the student they are logged in as."""
@@ -67,12 +65,21 @@ class Context:
         async with self.sessions() as session:
             return await op(session)
 
+    def after_commit(
+        self, job: Callable[P, Awaitable[None]], *args: P.args, **kwargs: P.kwargs
+    ) -> None:
+        """Queue what must follow the transaction of `run` (tell or start a flow): it runs only
+        once that transaction has committed, and never if it rolled back."""
+        self._after_commit.append(functools.partial(job, *args, **kwargs))
+
     async def run(
         self, body: BaseModel | None, out: type[Out], op: Callable[[AsyncSession], Awaitable[Out]]
     ) -> Out:
-        """One transaction; with an Idempotency-Key, a repeat of the same request replays the
-        first response instead of acting again."""
-        return await operation_keys.once(
+        """One transaction, then the work `op` queued with `after_commit`. With an
+        Idempotency-Key, a repeat of the same request replays the first response instead of
+        acting again (and queues nothing)."""
+        self._after_commit.clear()
+        result = await operation_keys.once(
             self.sessions,
             # Keys are each caller's own: one parent's key never replays another's answer.
             scope=f"{self.actor.channel.value}:{self.actor.id}",
@@ -84,6 +91,10 @@ class Context:
             out=out,
             op=op,
         )
+        jobs, self._after_commit = self._after_commit, []
+        for job in jobs:
+            await job()
+        return result
 
 
 def _caller(request: Request, authorization: str | None, actor_id: str | None) -> Actor:

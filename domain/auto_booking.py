@@ -7,7 +7,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.channels import Actor
-from domain.errors import DomainError, Invalid
+from domain.errors import Invalid
 from domain.weekly import Weekday
 from domain.words import CourseType
 
@@ -29,10 +29,6 @@ class RunKind(StrEnum):
 class RunState(StrEnum):
     running = "running"
     done = "done"
-
-
-class NoExclusiveTeacher(DomainError):
-    code = "no_exclusive_teacher"
 
 
 class BadRule(Invalid):

@@ -104,7 +104,7 @@ ALLOWED: dict[Operation, frozenset[Channel]] = {
     Operation.read_requests: PARENTS | {Channel.teacher, Channel.lp, Channel.fireman},
     Operation.teacher_cancel: frozenset({Channel.teacher, Channel.fireman}),
     Operation.manage_hold: frozenset({Channel.fireman}),
-    # Issue 5: over-booking (TMK-1, CC-1, SD-5a), real booking (H5-10), instant class (H5-9),
+    # Over-booking (TMK-1, CC-1, SD-5a), real booking (H5-10), instant class (H5-9),
     # classroom entry and match (CLS-2, SD-5c), in-class teacher swap (SD-5d, FM-7).
     Operation.book_overbooked: frozenset({Channel.tmk, Channel.cc}),
     Operation.register_and_book_trial: frozenset({Channel.parent_h5, Channel.tmk, Channel.cc}),
@@ -115,7 +115,7 @@ ALLOWED: dict[Operation, frozenset[Channel]] = {
     Operation.read_flow: frozenset(
         {Channel.fireman, Channel.lp, Channel.supply_demand, Channel.cc, Channel.tmk}
     ),
-    # Issue 4: contracts (TCH-6, SD-7, SD-4), weekly booking (SD-1, SD-2, SD-6, LP-1).
+    # Contracts (TCH-6, SD-7, SD-4), weekly booking (SD-1, SD-2, SD-6, LP-1).
     Operation.propose_contract: frozenset({Channel.lp}),
     Operation.answer_contract: frozenset({Channel.teacher}),
     Operation.terminate_contract: frozenset({Channel.lp}),
@@ -127,7 +127,7 @@ ALLOWED: dict[Operation, frozenset[Channel]] = {
     Operation.run_weekly_booking: frozenset({Channel.lp, Channel.supply_demand}),
     Operation.read_booking_runs: frozenset({Channel.lp, Channel.supply_demand, Channel.fireman}),
     Operation.set_exclusive_teacher: frozenset({Channel.lp, Channel.supply_demand}),
-    # Issue 4 (rest): finish (FM-3, FM-4), labels (LP-4, CC-7, FM-5), dino-home (SD-3, LP-7),
+    # Finish (FM-3, FM-4), labels (LP-4, CC-7, FM-5), dino-home (SD-3, LP-7),
     # learning progress (CUR-1, TMK-7, CC-8), all-round advanced pairs (CUR-1, CC-2).
     Operation.finish_class: frozenset({Channel.fireman}),
     Operation.undo_finish: frozenset({Channel.fireman}),

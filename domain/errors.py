@@ -109,6 +109,23 @@ class ClassStarted(DomainError):
     code = "class_started"
 
 
+class RequestClosed(DomainError):
+    """The class request was already answered, withdrawn or expired."""
+
+    code = "request_closed"
+
+
+class HoldClosed(DomainError):
+    """The teacher-cancel hold was already booked, expired or ended."""
+
+    code = "hold_closed"
+
+
+class Unauthenticated(DomainError):
+    status = 401
+    code = "unauthenticated"
+
+
 class Forbidden(DomainError):
     status = 403
     code = "forbidden_channel"
@@ -120,10 +137,6 @@ class ForbiddenActor(Forbidden):
 
 class IdempotencyKeyReused(Invalid):
     code = "idempotency_key_reused"
-
-
-# Issue 4 (rest): finish / undo finish / labels (FM-3, FM-4, LP-4, CC-7), dino-home priority
-# (SD-3, LP-7), exclusive-teacher make-up (SD-4), all-round advanced (CUR-1).
 
 
 class ClassNotFinishable(DomainError):

@@ -10,6 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.channels import Actor
 from store.models import AuditEvent
 
+# The head of an audit insert inside a one-statement SQL path (a CTE or INSERT … SELECT);
+# the ORM paths call `record`.
+INSERT = (
+    "INSERT INTO audit_events (entity, entity_id, action, channel, actor_id, occurred_at, details)"
+)
+
 
 async def record(
     session: AsyncSession,

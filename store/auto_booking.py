@@ -24,7 +24,6 @@ from domain.auto_booking import (
     BadRule,
     BookChunk,
     ChunkOutcome,
-    NoExclusiveTeacher,
     ResultView,
     RuleView,
     RunKind,
@@ -34,10 +33,12 @@ from domain.auto_booking import (
     Wish,
 )
 from domain.channels import Actor
-from domain.errors import NotFound
+from domain.errors import NoExclusiveTeacher, NotFound
 from domain.rules import BookingRules
 from domain.weekly import WEEK, Weekday, at, is_monday, next_week, on_half_hour
 from domain.words import CourseType
+from store import audit
+from store.db import get_or_404
 from store.models import BookingResult, BookingRule, BookingRun, BookingWish, Student
 from store.people import get_student, get_teacher
 
@@ -539,9 +540,8 @@ async def _write(
             )
             await session.execute(
                 text(
-                    """
-                    INSERT INTO audit_events (entity, entity_id, action, channel, actor_id,
-                        occurred_at, details)
+                    audit.INSERT
+                    + """
                     SELECT e, id, 'booked', :channel, :actor, :now,
                            jsonb_build_object('run_id', CAST(:run AS bigint), 'other', other)
                     FROM unnest(CAST(:entities AS text[]), CAST(:ids AS bigint[]),
@@ -585,10 +585,7 @@ async def finish_run(session: AsyncSession, run_id: int, now: datetime) -> RunVi
 
 
 async def get_run(session: AsyncSession, run_id: int) -> RunView:
-    run = await session.get(BookingRun, run_id)
-    if run is None:
-        raise NotFound("booking_run", run_id)
-    return RunView.model_validate(run)
+    return RunView.model_validate(await get_or_404(session, BookingRun, "booking_run", run_id))
 
 
 async def results_of(

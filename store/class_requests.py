@@ -9,17 +9,14 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.channels import Actor
-from domain.errors import CourseTypeNotTaught, DomainError, NotFound, StudentBusy
+from domain.errors import CourseTypeNotTaught, RequestClosed, StudentBusy
 from domain.payment import Payment
 from domain.rules import BookingRules, check_can_request, request_deadline
 from domain.words import ClassState, CourseType, Direction, RequestState, TimeslotState
 from store import audit, classes, inventory, ledger
+from store.db import get_or_404
 from store.models import Class, ClassRequest
 from store.people import get_student, get_teacher
-
-
-class RequestClosed(DomainError):
-    code = "request_closed"
 
 
 def flow_id(request_id: int) -> str:
@@ -209,10 +206,7 @@ async def _close(
 
 
 async def get_request(session: AsyncSession, request_id: int) -> ClassRequest:
-    request = await session.get(ClassRequest, request_id)
-    if request is None:
-        raise NotFound("class_request", request_id)
-    return request
+    return await get_or_404(session, ClassRequest, "class_request", request_id)
 
 
 async def requests_of(

@@ -17,13 +17,13 @@ from domain.errors import (
     ClassStarted,
     CourseTypeNotTaught,
     MixedTeachers,
-    NotFound,
     StudentBusy,
 )
 from domain.payment import Payment
 from domain.rules import BookingRules, check_student_can_book, refund_due
 from domain.words import ClassState, CourseType
 from store import audit, holds, inventory, ledger
+from store.db import get_or_404
 from store.models import Class, Teacher, Timeslot
 from store.people import get_student
 
@@ -270,10 +270,7 @@ async def cancel_class(
 
 
 async def get_class(session: AsyncSession, class_id: int) -> Class:
-    cls = await session.get(Class, class_id)
-    if cls is None:
-        raise NotFound("class", class_id)
-    return cls
+    return await get_or_404(session, Class, "class", class_id)
 
 
 async def classes_of_student(

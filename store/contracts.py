@@ -25,12 +25,13 @@ from domain.contract import (
     WeeklyTime,
     WeekOutcome,
 )
-from domain.errors import CourseTypeNotTaught, DomainError, NotFound
+from domain.errors import CourseTypeNotTaught, DomainError
 from domain.payment import Payment
 from domain.rules import BookingRules, check_on_grid, check_student_can_book
 from domain.weekly import WEEK, Weekday, at, is_monday, on_half_hour, week_of, week_start
 from domain.words import ClassState, CourseType, Direction, TeacherKind, TimeslotState
 from store import audit, classes, inventory, ledger
+from store.db import get_or_404
 from store.models import Class, Contract, ContractWeek, Timeslot
 from store.people import get_student, get_teacher
 
@@ -148,10 +149,7 @@ def view_of(row: Contract, rules: BookingRules) -> ContractView:
 
 
 async def get_contract(session: AsyncSession, contract_id: int, *, lock: bool = False) -> Contract:
-    row = await session.get(Contract, contract_id, with_for_update=lock)
-    if row is None:
-        raise NotFound("contract", contract_id)
-    return row
+    return await get_or_404(session, Contract, "contract", contract_id, lock=lock)
 
 
 def role_of(row: Contract, teacher_id: int) -> Role:

@@ -1,5 +1,7 @@
 """Engine and sessions. One async_sessionmaker per process, sessions never expire on commit."""
 
+from typing import Any, TypeVar
+
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -7,7 +9,10 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from domain.errors import NotFound
+
 Sessions = async_sessionmaker[AsyncSession]
+Row = TypeVar("Row")
 
 
 def async_url(url: str) -> str:
@@ -30,3 +35,13 @@ def create_engine(url: str, *, application_name: str, pool_size: int = 10) -> As
 
 def sessions(engine: AsyncEngine) -> Sessions:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def get_or_404(
+    session: AsyncSession, model: type[Row], entity: str, key: Any, *, lock: bool = False
+) -> Row:
+    """The row of that primary key, or the refusal `{entity}_not_found` (404)."""
+    row = await session.get(model, key, with_for_update=lock)
+    if row is None:
+        raise NotFound(entity, key)
+    return row

@@ -8,16 +8,12 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.channels import Actor
-from domain.errors import DomainError, ForbiddenActor, NotFound
+from domain.errors import ForbiddenActor, HoldClosed
 from domain.rules import BookingRules, check_teacher_can_open
 from domain.words import Direction, HoldState, TimeslotState
 from store import audit, classes, inventory
+from store.db import get_or_404
 from store.models import Class, TeacherCancel, Timeslot
-
-
-class HoldClosed(DomainError):
-    code = "hold_closed"
-
 
 FLOW = "teacher-cancel-"
 
@@ -140,10 +136,7 @@ async def extend_hold(
 
 
 async def get_hold(session: AsyncSession, class_id: int) -> TeacherCancel:
-    record = await session.get(TeacherCancel, class_id)
-    if record is None:
-        raise NotFound("teacher_cancel", class_id)
-    return record
+    return await get_or_404(session, TeacherCancel, "teacher_cancel", class_id)
 
 
 async def offered_slots(session: AsyncSession, class_id: int) -> list[Timeslot]:

@@ -24,6 +24,7 @@ from domain.errors import (
 from domain.rules import BookingRules, check_teacher_can_open
 from domain.words import CourseType, Direction, TimeslotState
 from store import audit, exclusive
+from store.db import get_or_404
 from store.models import ClassRequest, Teacher, Timeslot
 from store.people import get_teacher
 
@@ -290,10 +291,7 @@ async def availability(
 
 
 async def get_timeslot(session: AsyncSession, timeslot_id: int) -> Timeslot:
-    slot = await session.get(Timeslot, timeslot_id)
-    if slot is None:
-        raise NotFound("timeslot", timeslot_id)
-    return slot
+    return await get_or_404(session, Timeslot, "timeslot", timeslot_id)
 
 
 async def slots_of_origin(session: AsyncSession, origin: str) -> list[Timeslot]:

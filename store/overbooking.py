@@ -44,6 +44,7 @@ from domain.payment import Payment
 from domain.rules import BookingRules, check_on_grid
 from domain.words import Asset, ClassLabel, ClassState, CourseType
 from store import audit, classes, ledger, people
+from store.db import get_or_404
 from store.models import Class, OverbookedClass, TeacherSwap
 
 RESERVATION_ORIGIN = "teacher-reservation"
@@ -250,7 +251,9 @@ WITH cls AS (
         entered_at = coalesce(entered_at, :entered_at), updated_at = :now
     WHERE class_id = :class_id RETURNING class_id
 )
-INSERT INTO audit_events (entity, entity_id, action, channel, actor_id, occurred_at, details)
+"""
+    + audit.INSERT
+    + """
 VALUES ('timeslot', :timeslot_id, 'booked', :channel, :actor_id, :now,
         CAST(:slot_details AS jsonb)),
        ('class', :class_id, 'teacher_matched', :channel, :actor_id, :now,
@@ -470,9 +473,7 @@ async def swap_teacher(
             label=label.value,
             allowed=sorted(x.value for x in TEACHER_LABELS),
         )
-    cls = await session.get(Class, class_id, with_for_update=True)
-    if cls is None:
-        raise NotFound("class", class_id)
+    cls = await get_or_404(session, Class, "class", class_id, lock=True)
     if cls.state is not ClassState.booked:
         raise ClassNotCancellable(
             "the class is not booked", class_id=class_id, state=cls.state.value
@@ -553,7 +554,9 @@ WITH locked AS (
     FROM locked WHERE s.id = locked.id
     RETURNING s.id
 ), audited AS (
-    INSERT INTO audit_events (entity, entity_id, action, channel, actor_id, occurred_at, details)
+    """
+    + audit.INSERT
+    + """
     SELECT 'timeslot', id, 'released', 'supply_demand', :origin, :now, '{"past": true}'::jsonb
     FROM released
 )
@@ -596,7 +599,9 @@ _RELEASE_EXCESS_SQL = text(
     FROM ranked AS r WHERE s.id = r.id AND r.rank <= r.held - r.target
     RETURNING s.id
 ), audited AS (
-    INSERT INTO audit_events (entity, entity_id, action, channel, actor_id, occurred_at, details)
+    """
+    + audit.INSERT
+    + """
     SELECT 'timeslot', id, 'released', 'supply_demand', :origin, :now, '{}'::jsonb
     FROM released
 )
@@ -648,7 +653,9 @@ _RESERVE_SQL = text(
     WHERE s.id = r.id AND r.rank <= n.missing
     RETURNING s.id
 ), audited AS (
-    INSERT INTO audit_events (entity, entity_id, action, channel, actor_id, occurred_at, details)
+    """
+    + audit.INSERT
+    + """
     SELECT 'timeslot', id, 'reserved', 'supply_demand', :origin, :now,
            jsonb_build_object('course_type', CAST(:course_type AS text))
     FROM taken

@@ -5,8 +5,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.errors import NotFound
 from domain.words import CourseType, TeacherKind
+from store.db import get_or_404
 from store.models import Student, Teacher
 
 
@@ -55,14 +55,8 @@ async def register_student(
 
 
 async def get_teacher(session: AsyncSession, teacher_id: int) -> Teacher:
-    teacher = await session.get(Teacher, teacher_id)
-    if teacher is None:
-        raise NotFound("teacher", teacher_id)
-    return teacher
+    return await get_or_404(session, Teacher, "teacher", teacher_id)
 
 
 async def get_student(session: AsyncSession, student_id: int) -> Student:
-    student = await session.get(Student, student_id)
-    if student is None:
-        raise NotFound("student", student_id)
-    return student
+    return await get_or_404(session, Student, "student", student_id)

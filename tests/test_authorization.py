@@ -61,7 +61,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/teacher-cancels/{class_id}/extend"): "manage_hold",
     ("POST", "/v1/teacher-cancels/{class_id}/end"): "manage_hold",
     ("GET", "/v1/flows/{flow_id}"): "read_flow",
-    # Issue 4: contracts, weekly booking runs, exclusive teachers.
+    # Contracts, weekly booking runs, exclusive teachers.
     ("POST", "/v1/contracts"): "propose_contract",
     ("POST", "/v1/contracts/{contract_id}/agree"): "answer_contract",
     ("POST", "/v1/contracts/{contract_id}/decline"): "answer_contract",
@@ -74,7 +74,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/booking-runs"): "run_weekly_booking",
     ("GET", "/v1/booking-runs/{run_id}"): "read_booking_runs",
     ("GET", "/v1/booking-runs/{run_id}/results"): "read_booking_runs",
-    # Issue 4 (rest): finish and labels, dino-home, make-up, learning progress.
+    # Finish and labels, dino-home, make-up, learning progress.
     ("POST", "/v1/classes/{class_id}/finish"): "finish_class",
     ("POST", "/v1/classes/{class_id}/undo-finish"): "undo_finish",
     ("POST", "/v1/classes/{class_id}/label"): "adjust_label",
@@ -83,7 +83,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/learning-progress"): "create_learning_progress",
     ("GET", "/v1/students/{student_id}/learning-progress"): "read_student",
     ("POST", "/v1/advanced-classes"): "book_advanced_pair",
-    # Issue 5: over-booking.
+    # Over-booking.
     ("POST", "/v1/overbooked-classes"): "book_overbooked",
     ("POST", "/v1/overbooked-classes/real-booking"): "register_and_book_trial",
     ("POST", "/v1/instant-classes"): "book_instant_class",

@@ -59,7 +59,7 @@ def teacher_reservation(settings: Settings) -> Schedule:
 
 
 SCHEDULES["teacher-reservation"] = teacher_reservation
-# Issue 4: exclusive-teacher booking (SD-1) and auto-booking (SD-6), every Monday.
+# Exclusive-teacher booking (SD-1) and auto-booking (SD-6), every Monday.
 SCHEDULES.update(WEEKLY_SCHEDULES)
 
 

@@ -8,27 +8,19 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api import flows
 from api.context import Context, caller, describe
 from api.errors import error_body
-from api.types import Text, UtcDatetime
+from api.schemas import NewRequest
+from api.types import Text
 from domain.channels import Channel, Operation
-from domain.class_request import Approval, ClassRequestInput, Rejection, RequestView
-from domain.errors import ForbiddenActor, Invalid
-from domain.payment import Payment
-from domain.words import CourseType, RequestState
+from domain.class_request import Approval, Rejection, RequestView
+from domain.errors import ForbiddenActor, Invalid, RequestClosed
+from domain.words import RequestState
 from store import class_requests
 from workflows.class_request import ClassRequestWorkflow
-from workflows.common import search_attributes
 
 router = APIRouter(prefix="/v1/class-requests", tags=["class requests"])
-
-
-class NewRequest(BaseModel):
-    student_id: int
-    teacher_id: int
-    start_at: UtcDatetime
-    course_type: CourseType
-    payment: Payment = Payment()
 
 
 class NewRequests(BaseModel):
@@ -52,46 +44,6 @@ class Reason(BaseModel):
     reason: Text | None = Field(None, max_length=500)
 
 
-async def _request(ctx: Context, body: NewRequest) -> RequestView:
-    """Refuse what can be refused at once, then start the flow and wait for the held payment."""
-
-    async def check(session: AsyncSession) -> int:
-        await class_requests.check_request(
-            session,
-            student_id=body.student_id,
-            teacher_id=body.teacher_id,
-            start_at=body.start_at,
-            course_type=body.course_type,
-            now=ctx.now,
-            rules=ctx.rules,
-        )
-        return await class_requests.next_request_id(session)
-
-    request_id = await ctx.read(check)
-    flow_input = ClassRequestInput(
-        request_id=request_id,
-        student_id=body.student_id,
-        teacher_id=body.teacher_id,
-        start_at=body.start_at,
-        course_type=body.course_type,
-        payment=body.payment,
-        actor=ctx.actor,
-    )
-    view: RequestView = await ctx.flows.start_and_ask(
-        ClassRequestWorkflow.run,
-        flow_input,
-        flow_id=class_requests.flow_id(request_id),
-        update=ClassRequestWorkflow.submitted,
-        search_attributes=search_attributes(
-            "class_request",
-            student_id=body.student_id,
-            teacher_id=body.teacher_id,
-            channel=ctx.actor.channel.value,
-        ),
-    )
-    return view
-
-
 @router.post(
     "",
     status_code=201,
@@ -109,7 +61,7 @@ async def request_class(
     ctx.acts_for_student(body.student_id)
 
     async def op(_: AsyncSession) -> RequestView:
-        return await _request(ctx, body)
+        return await flows.request_class(ctx, body)
 
     return await ctx.run(body, RequestView, op)
 
@@ -132,7 +84,7 @@ async def request_classes(
     async def one(item: NewRequest) -> BatchItem:
         async with gate:
             try:
-                return BatchItem(request=await _request(ctx, item))
+                return BatchItem(request=await flows.request_class(ctx, item))
             except Exception as exc:
                 return BatchItem(error=error_body(exc))
 
@@ -149,7 +101,7 @@ async def _pending_for(ctx: Context, request_id: int) -> RequestView:
     view = await ctx.read(read)
     ctx.acts_for_class(view.student_id, view.teacher_id)
     if view.state is not RequestState.pending:
-        raise class_requests.RequestClosed(
+        raise RequestClosed(
             "the request is no longer pending", request_id=request_id, state=view.state.value
         )
     return view

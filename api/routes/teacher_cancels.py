@@ -1,8 +1,6 @@
 """Teacher cancels a class and holds other times for the student (TCH-5). Each hold is a
 workflow, teacher-cancel-{class_id}; fireman may extend or end it."""
 
-import logging
-
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,11 +9,10 @@ from activities.teacher_cancel import hold_view
 from api.context import Context, caller, describe
 from api.types import Text, UtcDatetime
 from domain.channels import Operation
-from domain.errors import ClassNotCancellable
+from domain.errors import ClassNotCancellable, HoldClosed
 from domain.teacher_cancel import (
     Ending,
     Extension,
-    HeldSlotBooked,
     HoldView,
     TeacherCancelInput,
 )
@@ -24,22 +21,7 @@ from store import classes, holds
 from workflows.common import search_attributes
 from workflows.teacher_cancel import TeacherCancelHoldWorkflow
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["teacher cancels"])
-
-
-async def tell_hold_booked(ctx: Context, flow_id: str, class_id: int, timeslot_id: int) -> None:
-    """After a booking of an offered slot committed: the other offered slots went in its
-    transaction, the hold's flow only stops its timer. If Temporal cannot hear it now, the
-    timer's run finds the hold already booked."""
-    try:
-        await ctx.flows.tell(
-            flow_id,
-            TeacherCancelHoldWorkflow.held_slot_booked,
-            HeldSlotBooked(class_id=class_id, timeslot_id=timeslot_id),
-        )
-    except Exception as exc:
-        log.warning("could not tell %s that a held slot was booked: %s", flow_id, exc)
 
 
 class TeacherCancel(BaseModel):
@@ -112,7 +94,7 @@ async def _holding(ctx: Context, class_id: int) -> None:
 
     state = await ctx.read(read)
     if state is not HoldState.holding:
-        raise holds.HoldClosed("the hold is over", class_id=class_id, state=state.value)
+        raise HoldClosed("the hold is over", class_id=class_id, state=state.value)
 
 
 @router.get(
