@@ -1,14 +1,30 @@
 """How the API talks to workflows: update-with-start when the caller needs an answer, updates,
 signals and queries; one Temporal client per process, connected on first use."""
 
-import asyncio
-from typing import Any
+from __future__ import annotations
 
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy
 
+from domain.class_request import ClassRequestInput, RequestView
+from domain.teacher_cancel import HeldSlotBooked
+from store import class_requests
+from workflows.class_request import ClassRequestWorkflow
+from workflows.common import search_attributes
+from workflows.teacher_cancel import TeacherCancelHoldWorkflow
 from yueke import temporal
 from yueke.settings import Settings
+
+if TYPE_CHECKING:
+    from api.context import Context
+    from api.schemas import NewRequest
+
+log = logging.getLogger(__name__)
 
 
 class Flows:
@@ -70,3 +86,56 @@ class Flows:
         handle = (await self.client()).get_workflow_handle(flow_id)
         description = await handle.describe()
         return description.status, await handle.query("state")
+
+    async def tell_hold_booked(self, flow_id: str, class_id: int, timeslot_id: int) -> None:
+        """After a booking of an offered slot committed: the other offered slots went in its
+        transaction, the hold's flow only stops its timer. If Temporal cannot hear it now, the
+        timer's run finds the hold already booked."""
+        try:
+            await self.tell(
+                flow_id,
+                TeacherCancelHoldWorkflow.held_slot_booked,
+                HeldSlotBooked(class_id=class_id, timeslot_id=timeslot_id),
+            )
+        except Exception as exc:
+            log.warning("could not tell %s that a held slot was booked: %s", flow_id, exc)
+
+
+async def request_class(ctx: Context, body: NewRequest) -> RequestView:
+    """Refuse what can be refused at once, then start the flow and wait for the held payment."""
+
+    async def check(session: AsyncSession) -> int:
+        await class_requests.check_request(
+            session,
+            student_id=body.student_id,
+            teacher_id=body.teacher_id,
+            start_at=body.start_at,
+            course_type=body.course_type,
+            now=ctx.now,
+            rules=ctx.rules,
+        )
+        return await class_requests.next_request_id(session)
+
+    request_id = await ctx.read(check)
+    flow_input = ClassRequestInput(
+        request_id=request_id,
+        student_id=body.student_id,
+        teacher_id=body.teacher_id,
+        start_at=body.start_at,
+        course_type=body.course_type,
+        payment=body.payment,
+        actor=ctx.actor,
+    )
+    view: RequestView = await ctx.flows.start_and_ask(
+        ClassRequestWorkflow.run,
+        flow_input,
+        flow_id=class_requests.flow_id(request_id),
+        update=ClassRequestWorkflow.submitted,
+        search_attributes=search_attributes(
+            "class_request",
+            student_id=body.student_id,
+            teacher_id=body.teacher_id,
+            channel=ctx.actor.channel.value,
+        ),
+    )
+    return view

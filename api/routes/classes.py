@@ -8,35 +8,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.context import Context, caller, describe
-from api.routes.teacher_cancels import tell_hold_booked
+from api.schemas import ClassOut
 from api.types import Text, UtcDatetime
 from domain.channels import Operation
 from domain.payment import Payment
-from domain.words import Asset, ClassLabel, ClassState, CourseType
+from domain.words import CourseType
 from store import audit, classes, inventory
 
 router = APIRouter(prefix="/v1", tags=["classes"])
-
-
-class ClassOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    id: int
-    student_id: int
-    teacher_id: int | None
-    timeslot_id: int | None
-    start_at: datetime
-    course_type: CourseType
-    state: ClassState
-    label: ClassLabel | None
-    lesson: str | None
-    payment_asset: Asset
-    payment_key: str
-    payment_amount: int
-    refunded: bool
-    channel: str
-    actor_id: str
-    created_at: datetime
-    updated_at: datetime
 
 
 class BookClass(BaseModel):
@@ -86,7 +65,6 @@ class AuditOut(BaseModel):
 )
 async def book_class(body: BookClass, ctx: Context = caller(Operation.book_class)) -> ClassOut:
     ctx.acts_for_student(body.student_id)
-    hold_flows: list[str] = []  # the hold flow to tell, once committed
 
     async def op(session: AsyncSession) -> ClassOut:
         booked, hold_flow = await classes.book_class(
@@ -101,13 +79,10 @@ async def book_class(body: BookClass, ctx: Context = caller(Operation.book_class
             rules=ctx.rules,
         )
         if hold_flow is not None:
-            hold_flows.append(hold_flow)
+            ctx.after_commit(ctx.flows.tell_hold_booked, hold_flow, booked.id, body.timeslot_id)
         return ClassOut.model_validate(booked)
 
-    booked = await ctx.run(body, ClassOut, op)
-    for flow_id in hold_flows:
-        await tell_hold_booked(ctx, flow_id, booked.id, body.timeslot_id)
-    return booked
+    return await ctx.run(body, ClassOut, op)
 
 
 @router.post(

@@ -3,7 +3,6 @@ and, for each, books an open slot or requests a time; only students with a finis
 the current week (Mon–Sun, Asia/Shanghai) qualify."""
 
 import asyncio
-import logging
 from datetime import date
 from typing import Any, Self
 
@@ -11,20 +10,17 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api import flows
 from api.context import Context, caller, describe
 from api.errors import error_body
-from api.routes.class_requests import NewRequest, _request
-from api.routes.classes import ClassOut
+from api.schemas import ClassOut, NewRequest
 from api.types import UtcDatetime
 from domain.channels import Operation
 from domain.class_request import RequestView
 from domain.payment import Payment
-from domain.teacher_cancel import HeldSlotBooked
 from domain.words import CourseType
 from store import classes, dino_home
-from workflows.teacher_cancel import TeacherCancelHoldWorkflow
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/dino-home", tags=["dino-home"])
 
 
@@ -79,8 +75,6 @@ class PriorityOutcome(BaseModel):
 async def priority(
     body: Priority, ctx: Context = caller(Operation.dino_home_priority)
 ) -> PriorityOutcome:
-    hold_flows: list[tuple[str, HeldSlotBooked]] = []
-
     async def op(session: AsyncSession) -> PriorityOutcome:
         qualified = await dino_home.eligible(
             session, (i.student_id for i in body.items), ctx.now, ctx.rules
@@ -114,7 +108,7 @@ async def priority(
             )
             async with gate:
                 try:
-                    view = await _request(ctx, new)
+                    view = await flows.request_class(ctx, new)
                     results[n] = PriorityResult(student_id=item.student_id, request=view)
                 except Exception as exc:
                     results[n] = PriorityResult(student_id=item.student_id, error=error_body(exc))
@@ -144,8 +138,9 @@ async def priority(
                     )
                     result.booked = ClassOut.model_validate(booked)
                 if hold_flow is not None:
-                    told = HeldSlotBooked(class_id=booked.id, timeslot_id=item.timeslot_id)
-                    hold_flows.append((hold_flow, told))
+                    ctx.after_commit(
+                        ctx.flows.tell_hold_booked, hold_flow, booked.id, item.timeslot_id
+                    )
             except Exception as exc:
                 result.error = error_body(exc)
             results[n] = result
@@ -154,10 +149,4 @@ async def priority(
             results=[r for r in results if r is not None],
         )
 
-    outcome = await ctx.run(body, PriorityOutcome, op)
-    for flow_id, told in hold_flows:
-        try:
-            await ctx.flows.tell(flow_id, TeacherCancelHoldWorkflow.held_slot_booked, told)
-        except Exception as exc:
-            log.warning("could not tell %s that a held slot was booked: %s", flow_id, exc)
-    return outcome
+    return await ctx.run(body, PriorityOutcome, op)

@@ -5,7 +5,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.context import Context, caller, describe
-from api.routes.classes import ClassOut
+from api.schemas import ClassOut
 from api.types import Text
 from domain.channels import Operation
 from domain.words import ClassLabel

@@ -1,22 +1,17 @@
 """Learning progress (CUR-1 bootcamp, TMK-7, CC-8) and the all-round advanced pair booking
 (全项进阶, CUR-1, CC-2): a Chinese and a foreign teacher's classes of the next lesson."""
 
-import logging
-
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.context import Context, caller, describe
-from api.routes.classes import ClassOut
+from api.schemas import ClassOut
 from domain.channels import Operation
 from domain.learning_progress import ADVANCED_BOOTCAMP, ProgressView
 from domain.payment import Payment
-from domain.teacher_cancel import HeldSlotBooked
 from store import learning_progress
-from workflows.teacher_cancel import TeacherCancelHoldWorkflow
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["learning progress"])
 
 
@@ -102,8 +97,6 @@ async def progress_of_student(
 async def book_advanced_pair(
     body: AdvancedPair, ctx: Context = caller(Operation.book_advanced_pair)
 ) -> PairBooked:
-    hold_flows: list[tuple[str, int, int]] = []
-
     async def op(session: AsyncSession) -> PairBooked:
         progress, pair, holds = await learning_progress.book_pair(
             session,
@@ -116,7 +109,8 @@ async def book_advanced_pair(
             now=ctx.now,
             rules=ctx.rules,
         )
-        hold_flows.extend(holds)
+        for flow_id, class_id, timeslot_id in holds:
+            ctx.after_commit(ctx.flows.tell_hold_booked, flow_id, class_id, timeslot_id)
         return PairBooked(
             learning_progress=ProgressView.model_validate(progress),
             lesson=progress.next_lesson - 1,
@@ -124,14 +118,4 @@ async def book_advanced_pair(
             foreign=ClassOut.model_validate(pair[1]),
         )
 
-    booked = await ctx.run(body, PairBooked, op)
-    for flow_id, class_id, timeslot_id in hold_flows:
-        try:
-            await ctx.flows.tell(
-                flow_id,
-                TeacherCancelHoldWorkflow.held_slot_booked,
-                HeldSlotBooked(class_id=class_id, timeslot_id=timeslot_id),
-            )
-        except Exception as exc:
-            log.warning("could not tell %s that a held slot was booked: %s", flow_id, exc)
-    return booked
+    return await ctx.run(body, PairBooked, op)

@@ -5,8 +5,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.context import Context, caller, describe
-from api.routes.classes import ClassOut
-from api.routes.teacher_cancels import tell_hold_booked
+from api.schemas import ClassOut
 from api.types import Text
 from domain.channels import Operation
 from domain.payment import Payment
@@ -37,8 +36,6 @@ class ExclusiveMakeUp(BaseModel):
 async def exclusive_make_up(
     student_id: int, body: ExclusiveMakeUp, ctx: Context = caller(Operation.make_up_booking)
 ) -> ClassOut:
-    hold_flows: list[str] = []
-
     async def op(session: AsyncSession) -> ClassOut:
         booked, hold_flow = await make_up.with_exclusive_teacher(
             session,
@@ -52,10 +49,7 @@ async def exclusive_make_up(
             rules=ctx.rules,
         )
         if hold_flow is not None:
-            hold_flows.append(hold_flow)
+            ctx.after_commit(ctx.flows.tell_hold_booked, hold_flow, booked.id, body.timeslot_id)
         return ClassOut.model_validate(booked)
 
-    booked = await ctx.run(body, ClassOut, op)
-    for flow_id in hold_flows:
-        await tell_hold_booked(ctx, flow_id, booked.id, body.timeslot_id)
-    return booked
+    return await ctx.run(body, ClassOut, op)
