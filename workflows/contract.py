@@ -7,6 +7,9 @@ week the week two weeks later is booked, so two weeks stay booked ahead, until t
 is over or the LP terminates (future classes cancelled and refunded, slots removed). A week
 that cannot be booked keeps its reason, and the contract goes on. A long contract continues
 as new every few dozen weeks, so its history stays bounded.
+
+The teachers' answers are updates that only record what was said; `run` records them in the
+store one at a time, so an answer and the answer deadline never run at once.
 """
 
 from datetime import date, datetime, timedelta
@@ -35,6 +38,9 @@ with workflow.unsafe.imports_passed_through():
     from domain.refusal import Refusal
     from workflows.common import STORE_STEP, refusal_of, refuse
 
+# Flows started before this marker recorded the teachers' answers inside the update handler;
+# they keep doing so when replayed (see `_answer`).
+RUN_RECORDS_ANSWERS = "run-records-answers"
 WEEK = timedelta(weeks=1)
 # Weeks of outcomes the `state` query keeps; the full record is in contract_weeks.
 RECENT_WEEKS = 8
@@ -50,6 +56,9 @@ class ContractWorkflow:
         self.next_week: date | None = None
         self.weeks_booked = 0
         self.last_week_ends_at: datetime | None = None
+        # The teachers' answers waiting for `run`, by update id, and what the store made of them.
+        self.answers: list[tuple[str, Answer, bool]] = []
+        self.recorded: dict[str, ContractView | Refusal] = {}
 
     @workflow.run
     async def run(self, contract: ContractInput) -> ContractView | None:
@@ -84,16 +93,26 @@ class ContractWorkflow:
     async def _wait_for_answers(self, contract: ContractInput) -> datetime | None:
         """Both yes: start, and return when the next week is due; else None (closed)."""
         assert self.view is not None and self.view.answer_by is not None
-        try:
-            await workflow.wait_condition(
-                lambda: self._both_agreed() or not self._open() or self.termination is not None,
-                timeout=max(self.view.answer_by - workflow.now(), timedelta(0)),
-            )
-        except TimeoutError:
-            await self._close(
-                ContractState.expired, "the teachers did not both agree in time", contract.actor
-            )
-            return None
+        answer_by = self.view.answer_by
+        while not self._both_agreed() and self._open() and self.termination is None:
+            try:
+                await workflow.wait_condition(
+                    lambda: (
+                        bool(self.answers)
+                        or self._both_agreed()
+                        or not self._open()
+                        or self.termination is not None
+                    ),
+                    timeout=max(answer_by - workflow.now(), timedelta(0)),
+                )
+            except TimeoutError:
+                await self._close(
+                    ContractState.expired, "the teachers did not both agree in time", contract.actor
+                )
+                return None
+            while self.answers:
+                update_id, answer, agree = self.answers.pop(0)
+                self.recorded[update_id] = await self._record_answer(answer, agree=agree)
         if self.termination is not None:
             await self._close(
                 ContractState.terminated, self.termination.reason, self.termination.actor
@@ -211,7 +230,6 @@ class ContractWorkflow:
     async def agree(self, answer: Answer) -> ContractView:
         """A teacher agrees; the second yes returns once W1 and W2 are booked."""
         await self._answer(answer, agree=True)
-        assert self.view is not None
         await workflow.wait_condition(
             lambda: (
                 self.view is not None
@@ -227,6 +245,18 @@ class ContractWorkflow:
         return self.view
 
     async def _answer(self, answer: Answer, *, agree: bool) -> None:
+        """Record the answer for `run`; return once the store has it, or refuse as it did."""
+        if workflow.patched(RUN_RECORDS_ANSWERS):
+            update_id = workflow.current_update_info().id  # type: ignore[union-attr]
+            self.answers.append((update_id, answer, agree))
+            await workflow.wait_condition(lambda: update_id in self.recorded)
+            recorded = self.recorded.pop(update_id)
+        else:
+            recorded = await self._record_answer(answer, agree=agree)
+        if isinstance(recorded, Refusal):
+            raise refuse(recorded)
+
+    async def _record_answer(self, answer: Answer, *, agree: bool) -> ContractView | Refusal:
         assert self.view is not None
         try:
             self.view = await workflow.execute_activity_method(
@@ -236,8 +266,9 @@ class ContractWorkflow:
                 ),
                 **STORE_STEP,
             )
+            return self.view
         except ActivityError as error:
-            raise refuse(refusal_of(error)) from error
+            return refusal_of(error)
 
     @agree.validator
     def _agree_while_proposed(self, answer: Answer) -> None:
