@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.types import MethodAsyncNoParam
+from temporalio.workflow import UpdateMethodMultiParam
 
 from domain.class_request import ClassRequestInput, RequestView
 from domain.teacher_cancel import HeldSlotBooked
@@ -27,6 +30,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+SelfType = TypeVar("SelfType")
+ParamType = TypeVar("ParamType")
+ReturnType = TypeVar("ReturnType")
+AnswerType = TypeVar("AnswerType")
+
+
 class Flows:
     def __init__(self, settings: Settings, client: Client | None = None) -> None:
         self._settings = settings
@@ -42,13 +51,13 @@ class Flows:
 
     async def start_and_ask(
         self,
-        run: Any,
-        arg: Any,
+        run: Callable[[SelfType, ParamType], Awaitable[ReturnType]],
+        arg: ParamType,
         *,
         flow_id: str,
-        update: Any,
+        update: UpdateMethodMultiParam[[SelfType], AnswerType],
         search_attributes: TypedSearchAttributes,
-    ) -> Any:
+    ) -> AnswerType:
         """Start the flow (or join the running one of that id) and wait for update's answer.
 
         Two calls rather than update-with-start: the update only reads the flow's first step,
@@ -59,12 +68,17 @@ class Flows:
         return await handle.execute_update(update)
 
     async def start(
-        self, run: Any, *args: Any, flow_id: str, search_attributes: TypedSearchAttributes
-    ) -> WorkflowHandle[Any, Any]:
+        self,
+        run: Callable[[SelfType, ParamType], Awaitable[ReturnType]],
+        arg: ParamType,
+        *,
+        flow_id: str,
+        search_attributes: TypedSearchAttributes,
+    ) -> WorkflowHandle[SelfType, ReturnType]:
         """Start the flow, or leave the running one of that id as it is; no answer awaited."""
         return await (await self.client()).start_workflow(
             run,
-            args=list(args),
+            arg,
             id=flow_id,
             task_queue=self._settings.temporal_task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -73,11 +87,39 @@ class Flows:
             else None,
         )
 
-    async def ask(self, flow_id: str, update: Any, arg: Any) -> Any:
+    async def start_without_input(
+        self,
+        run: MethodAsyncNoParam[SelfType, ReturnType],
+        *,
+        flow_id: str,
+        search_attributes: TypedSearchAttributes,
+    ) -> WorkflowHandle[SelfType, ReturnType]:
+        """`start` for a flow whose run takes no argument (a manual run of a scheduled job)."""
+        return await (await self.client()).start_workflow(
+            run,
+            id=flow_id,
+            task_queue=self._settings.temporal_task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=search_attributes
+            if self._settings.temporal_search_attributes
+            else None,
+        )
+
+    async def ask(
+        self,
+        flow_id: str,
+        update: UpdateMethodMultiParam[[Any, ParamType], AnswerType],
+        arg: ParamType,
+    ) -> AnswerType:
         handle = (await self.client()).get_workflow_handle(flow_id)
         return await handle.execute_update(update, arg)
 
-    async def tell(self, flow_id: str, signal: Any, arg: Any) -> None:
+    async def tell(
+        self,
+        flow_id: str,
+        signal: Callable[[SelfType, ParamType], Awaitable[None] | None],
+        arg: ParamType,
+    ) -> None:
         handle = (await self.client()).get_workflow_handle(flow_id)
         await handle.signal(signal, arg)
 

@@ -1,4 +1,4 @@
-"""The business week (Mon–Sun, Asia/Shanghai) and the weekly jobs' times (DOMAIN.md "Time rules").
+"""The business week (Mon–Sun, Asia/Shanghai) and the weekly jobs' times (docs/rules.md).
 
 Pure functions on instants and dates; activities call them, workflows only compare the instants
 they return (zone data stays out of the workflow sandbox).
@@ -25,7 +25,8 @@ class Weekday(StrEnum):
     sunday = "sunday"
 
     @property
-    def index(self) -> int:
+    def number(self) -> int:
+        """Days after Monday, as `date.weekday()` counts."""
         return list(Weekday).index(self)
 
 

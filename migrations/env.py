@@ -16,9 +16,9 @@ def run(connection: Connection) -> None:
 
 
 async def main() -> None:
-    engine = create_engine(
-        context.config.get_main_option("sqlalchemy.url"), application_name="yueke-migrate"
-    )
+    url = context.config.get_main_option("sqlalchemy.url")
+    assert url is not None, "store.migrate.alembic_config sets it"
+    engine = create_engine(url, application_name="yueke-migrate")
     async with engine.connect() as connection:
         await connection.run_sync(run)
     await engine.dispose()

@@ -97,7 +97,7 @@ async def save_rule(
             student_id=student_id,
             kind=kind,
             position=i,
-            weekday=wish.weekday.index,
+            weekday=wish.weekday.number,
             start_time=wish.start,
         )
         for i, wish in enumerate(wishes, start=1)

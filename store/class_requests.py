@@ -92,7 +92,7 @@ async def create_request(
             start_at=start_at.isoformat(),
         )
     charge = await ledger.charge_for(session, student_id, course_type, payment, now, rules)
-    request = await session.scalar(
+    request: ClassRequest | None = await session.scalar(
         insert(ClassRequest)
         .values(
             id=request_id,
@@ -191,7 +191,7 @@ async def release(
 async def _close(
     session: AsyncSession, request_id: int, state: RequestState, now: datetime
 ) -> ClassRequest:
-    request = await session.scalar(
+    request: ClassRequest | None = await session.scalar(
         update(ClassRequest)
         .where(ClassRequest.id == request_id, ClassRequest.state == RequestState.pending)
         .values(state=state, updated_at=now)

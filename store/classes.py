@@ -132,7 +132,7 @@ async def paid_class(
 
     With no teacher and no timeslot it is an over-booked class, matched later (SD-5).
     """
-    booked = await session.scalar(
+    booked: Class | None = await session.scalar(
         insert(Class)
         .values(
             student_id=student_id,
@@ -217,7 +217,7 @@ async def cancel_class(
     by_teacher (TCH-5): the student is refunded in full whenever it happens, and the slot is
     removed, since the teacher cannot teach then.
     """
-    cancelled = await session.scalar(
+    cancelled: Class | None = await session.scalar(
         update(Class)
         .where(Class.id == class_id, Class.state == ClassState.booked, Class.start_at > now)
         .values(state=ClassState.cancelled, updated_at=now)

@@ -214,8 +214,8 @@ async def start(
 
 def _weekly(row: Contract, role: Role) -> tuple[int, int, time]:
     if role is Role.chinese:
-        return row.chinese_teacher_id, Weekday(row.chinese_weekday).index, row.chinese_start
-    return row.foreign_teacher_id, Weekday(row.foreign_weekday).index, row.foreign_start
+        return row.chinese_teacher_id, Weekday(row.chinese_weekday).number, row.chinese_start
+    return row.foreign_teacher_id, Weekday(row.foreign_weekday).number, row.foreign_start
 
 
 async def book_week(

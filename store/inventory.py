@@ -7,7 +7,7 @@ direction); the partial unique index keeps one live slot per teacher and start.
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select, text, true, update
+from sqlalchemy import and_, any_, or_, select, text, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -83,7 +83,7 @@ async def open_timeslots(
         origin=origin,
     )
     taken = {slot.start_at for slot in opened}
-    return opened, [row["start_at"] for row in rows if row["start_at"] not in taken]
+    return opened, [start for start in sorted(set(starts)) if start not in taken]
 
 
 async def close_timeslots(
@@ -140,7 +140,7 @@ async def take_slot(
     """Mark an open slot booked for this student, or say exactly why it cannot be.
 
     With rules, the exclusive-teacher priority window (SD-2) applies too."""
-    slot = await session.scalar(
+    slot: Timeslot | None = await session.scalar(
         update(Timeslot)
         .where(
             Timeslot.id == timeslot_id,
@@ -228,7 +228,7 @@ async def claim_at(
         "expires_at": expires_at,
         "updated_at": now,
     }
-    slot = await session.scalar(
+    slot: Timeslot | None = await session.scalar(
         insert(Timeslot)
         .values(teacher_id=teacher_id, start_at=start_at, created_at=now, **values)
         .on_conflict_do_nothing(
@@ -282,7 +282,7 @@ async def availability(
         query = query.where(Timeslot.teacher_id == teacher_id)
     if course_type is not None:
         query = query.join(Teacher, Teacher.id == Timeslot.teacher_id).where(
-            Teacher.course_types.any(course_type.value)
+            any_(Teacher.course_types) == course_type.value
         )
     rows = await session.scalars(
         query.order_by(Timeslot.start_at, Timeslot.teacher_id).limit(limit)

@@ -41,7 +41,7 @@ async def create(
 ) -> LearningProgress:
     """Enrol the student in the course; one progress per student and course."""
     await get_student(session, student_id)
-    created = await session.scalar(
+    created: LearningProgress | None = await session.scalar(
         insert(LearningProgress)
         .values(
             student_id=student_id,

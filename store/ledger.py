@@ -259,4 +259,4 @@ async def ledger_disagreements(session: AsyncSession) -> list[tuple[int, str, st
         )
         .where(func.coalesce(Account.balance, 0) != func.coalesce(sums.c.total, 0))
     )
-    return [tuple(r) for r in rows]  # type: ignore[misc]
+    return [tuple(r) for r in rows]

@@ -38,7 +38,7 @@ SD = as_("supply_demand", "sd-1")
 
 
 def local(week: date, day: str, hh: int, mm: int = 0) -> Any:
-    return at(week, Weekday(day).index, time(hh, mm), ZONE)
+    return at(week, Weekday(day).number, time(hh, mm), ZONE)
 
 
 async def rule(

@@ -116,15 +116,15 @@ class ClassRequestWorkflow:
         return await self._outcome()
 
     @approve.validator
-    def _approve_while_pending(self, _: Approval) -> None:
+    def _approve_while_pending(self, approval: Approval) -> None:
         self._still_pending()
 
     @reject.validator
-    def _reject_while_pending(self, _: Rejection) -> None:
+    def _reject_while_pending(self, rejection: Rejection) -> None:
         self._still_pending()
 
     @withdraw.validator
-    def _withdraw_while_pending(self, _: Rejection) -> None:
+    def _withdraw_while_pending(self, withdrawal: Rejection) -> None:
         self._still_pending()
 
     def _still_pending(self) -> None:

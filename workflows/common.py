@@ -21,10 +21,10 @@ FLOW = SearchAttributeKey.for_keyword("Flow")
 SEARCH_ATTRIBUTES = (STUDENT_ID, TEACHER_ID, CHANNEL, FLOW)
 
 # Store activities are short transactions; retried until they succeed or refuse.
-STORE_STEP = {
-    "start_to_close_timeout": timedelta(seconds=30),
-    "retry_policy": RetryPolicy(maximum_interval=timedelta(seconds=30)),
-}
+STORE_STEP = workflow.ActivityConfig(
+    start_to_close_timeout=timedelta(seconds=30),
+    retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+)
 
 
 def search_attributes(

@@ -236,6 +236,7 @@ class ContractWorkflow:
                 and (not self._both_agreed() or self.view.state is not ContractState.proposed)
             )
         )
+        assert self.view is not None
         return self.view
 
     @workflow.update
@@ -301,7 +302,7 @@ class ContractWorkflow:
         return self.view
 
     @terminate.validator
-    def _terminate_while_open(self, _: Termination) -> None:
+    def _terminate_while_open(self, termination: Termination) -> None:
         if not self._open() or self.termination is not None:
             raise ApplicationError("the contract is already closed", type="contract_closed")
 

@@ -11,6 +11,7 @@ and this flow learns the outcome afterwards by reading the class; it owns only w
   when the student never entered.
 """
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -56,11 +57,15 @@ class OverbookedClassWorkflow:
             await self._step(OverbookedClassActivities.close_class, booked)
         return self.view
 
-    async def _step(self, activity: object, booked: OverbookedClassInput) -> bool:
+    async def _step(
+        self,
+        activity: Callable[[OverbookedClassActivities, ClassStep], Awaitable[OverbookView]],
+        booked: OverbookedClassInput,
+    ) -> bool:
         """One store step; False if the class does not exist (its booking never committed)."""
         try:
             self.view = await workflow.execute_activity_method(
-                activity,  # type: ignore[arg-type]
+                activity,
                 ClassStep(class_id=booked.class_id, actor=booked.actor, now=workflow.now()),
                 **STORE_STEP,
             )

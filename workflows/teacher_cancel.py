@@ -149,11 +149,11 @@ class TeacherCancelHoldWorkflow:
         return await self._ask(ending)
 
     @extend.validator
-    def _extend_while_holding(self, _: Extension) -> None:
+    def _extend_while_holding(self, extension: Extension) -> None:
         self._still_holding()
 
     @end.validator
-    def _end_while_holding(self, _: Ending) -> None:
+    def _end_while_holding(self, ending: Ending) -> None:
         self._still_holding()
 
     def _still_holding(self) -> None:

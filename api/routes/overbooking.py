@@ -302,7 +302,7 @@ async def reserve_teachers(
     body: RunReservation, ctx: Context = caller(Operation.reserve_teachers)
 ) -> ReservationOutcome:
     log.info("teacher reservation run by %s/%s: %s", ctx.actor.channel, ctx.actor.id, body.reason)
-    handle = await ctx.flows.start(
+    handle = await ctx.flows.start_without_input(
         TeacherReservationWorkflow.run,
         flow_id=f"teacher-reservation-{int(ctx.now.timestamp())}",
         search_attributes=TypedSearchAttributes(

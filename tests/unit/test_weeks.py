@@ -68,10 +68,10 @@ def test_week_of_is_always_a_monday() -> None:
 def test_at_turns_a_local_weekday_and_time_into_utc() -> None:
     """covers: TCH-6, LP-1. Sunday 23:30 in Shanghai is Sunday 15:30 UTC; Monday 07:00 in
     Shanghai is Sunday 23:00 UTC, in the week before by UTC's calendar."""
-    assert at(MONDAY, Weekday.sunday.index, time(23, 30), ZONE) == datetime(
+    assert at(MONDAY, Weekday.sunday.number, time(23, 30), ZONE) == datetime(
         2030, 1, 13, 15, 30, tzinfo=UTC
     )
-    assert at(MONDAY, Weekday.monday.index, time(7, 0), ZONE) == datetime(
+    assert at(MONDAY, Weekday.monday.number, time(7, 0), ZONE) == datetime(
         2030, 1, 6, 23, 0, tzinfo=UTC
     )
 
@@ -86,8 +86,8 @@ def test_weekday_index_counts_from_monday() -> None:
     """covers: LP-1, SD-1. An API caller names the day; the index matches date.weekday()."""
     for offset in range(7):
         day = MONDAY + timedelta(days=offset)
-        assert list(Weekday)[day.weekday()].index == day.weekday()
-    assert Weekday("monday").index == MONDAY.weekday()
+        assert list(Weekday)[day.weekday()].number == day.weekday()
+    assert Weekday("monday").number == MONDAY.weekday()
 
 
 def test_is_monday() -> None:
