@@ -52,8 +52,8 @@ def create_app(
     app = FastAPI(
         title="Yueke (约课) booking API",
         version="1",
-        description="Class booking for the upstream channels. Every route names the DOMAIN.md "
-        "operation IDs it covers and the channels allowed to call it. Authenticate with "
+        description="Class booking for the upstream channels. Every route names the operation "
+        "IDs (docs/operations.md) it covers and the channels allowed to call it. Authenticate with "
         "`Authorization: Bearer <channel key>` and `X-Actor-Id: <acting user>`; POSTs take an "
         "optional `Idempotency-Key`.",
         lifespan=lifespan,

@@ -147,7 +147,7 @@ def caller(operation: Operation) -> Any:
 
 
 def describe(operation: Operation, ids: Iterable[str], text: str) -> dict[str, Any]:
-    """Route documentation that names the DOMAIN.md operation IDs and the allowed channels."""
+    """Route documentation naming the operation IDs (docs/operations.md) and allowed channels."""
     channels = ", ".join(sorted(c.value for c in ALLOWED[operation]))
     covers = ", ".join(ids) or "-"
     return {

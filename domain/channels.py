@@ -1,4 +1,4 @@
-"""Who may do what (ARCHITECTURE.md "Channels and who may do what").
+"""Who may do what (docs/architecture.md "Channels and who may do what").
 
 One table: each operation of the API names the channels allowed to call it. Parent channels
 act only for their own student and the teacher portal only for its own teacher; the staff

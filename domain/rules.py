@@ -1,4 +1,4 @@
-"""Time and price rules (DOMAIN.md "Time rules"): every default is a setting."""
+"""Time and price rules (docs/rules.md "Time rules"): every default is a setting."""
 
 from datetime import UTC, datetime, time, timedelta
 

@@ -1,4 +1,4 @@
-"""The domain's words (DOMAIN.md "Words"), one enum each, used everywhere under the same name."""
+"""The domain's words (docs/operations.md), one enum each, used everywhere under the same name."""
 
 from enum import StrEnum
 
