@@ -48,8 +48,8 @@ from workflows.teacher_cancel import TeacherCancelHoldWorkflow
 from yueke.devstack import installed
 
 FIREMAN = Actor(channel=Channel.fireman, id="ops-1")
-SLOW_STEP = 1.5  # seconds of real time an update's activity takes
-REMAINING = timedelta(milliseconds=300)  # left on the timer when the update arrives
+SLOW_STEP = 5.0  # seconds of real time an update's activity takes
+REMAINING = timedelta(seconds=2)  # left on the timer when the update is sent (a busy machine)
 
 
 class Store:
