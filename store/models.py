@@ -286,6 +286,8 @@ class OperationKey(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     response: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime]
+    # The id a flow call reserved for the flow it starts, so that a retry asks the same flow.
+    reserved_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class OverbookedClass(Base):
