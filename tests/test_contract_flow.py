@@ -208,7 +208,8 @@ async def test_a_fixed_contract_finishes_and_long_ones_continue_as_new(
         actor=Actor(channel=Channel.lp, id="lp-1"),
         weeks_per_run=1,
     )
-    handle = await stack.env.client.start_workflow(
+    # Through the stack's client, so that all three runs' histories are recorded.
+    handle = await stack.client.start_workflow(
         ContractWorkflow.run,
         flow,
         id="contract-990001",
@@ -231,7 +232,7 @@ async def test_a_fixed_contract_finishes_and_long_ones_continue_as_new(
     assert any(
         e.HasField("workflow_execution_continued_as_new_event_attributes")
         for e in (
-            await stack.env.client.get_workflow_handle(
+            await stack.client.get_workflow_handle(
                 "contract-990001", run_id=handle.first_execution_run_id
             ).fetch_history()
         ).events
