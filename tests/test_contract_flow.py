@@ -53,7 +53,7 @@ def proposal(s: int, chinese: int, foreign: int, first: date, **kw: Any) -> dict
 
 
 def foreign_start(week: date) -> datetime:
-    return at(week, Weekday.thursday.index, FOREIGN_AT[1], ZONE)
+    return at(week, Weekday.thursday.number, FOREIGN_AT[1], ZONE)
 
 
 async def answer(api: httpx.AsyncClient, contract_id: int, t: int, verb: str) -> httpx.Response:
