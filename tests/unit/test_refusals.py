@@ -108,5 +108,5 @@ def test_only_the_teacher_answers_a_request_and_only_fireman_manages_a_hold() ->
 
 def test_actor_is_a_value() -> None:
     """Actors are compared and hashed as values (they travel inside workflow inputs)."""
-    assert Actor(channel=Channel.lp, id="7") == Actor(channel="lp", id="7")  # type: ignore[arg-type]
+    assert Actor(channel=Channel.lp, id="7") == Actor(channel="lp", id="7")
     assert len({Actor(channel=Channel.lp, id="7"), Actor(channel=Channel.lp, id="7")}) == 1

@@ -50,7 +50,7 @@ def test_a_run_by_the_schedule_books_next_week_in_chunks_of_a_thousand() -> None
 def test_wishes_are_values() -> None:
     """covers: LP-1. The same wish twice is one wish."""
     wish = Wish(weekday=Weekday.tuesday, start=time(19, 0))
-    assert len({wish, Wish(weekday="tuesday", start=time(19, 0))}) == 1  # type: ignore[arg-type]
+    assert len({wish, Wish(weekday="tuesday", start=time(19, 0))}) == 1
 
 
 def contract(**changes: object) -> ContractInput:
