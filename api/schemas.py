@@ -4,7 +4,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from api.types import UtcDatetime
+from api.types import Id, UtcDatetime
 from domain.payment import Payment
 from domain.words import Asset, ClassLabel, ClassState, CourseType
 
@@ -12,7 +12,7 @@ from domain.words import Asset, ClassLabel, ClassState, CourseType
 class ClassOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int
-    student_id: int
+    student_id: Id
     teacher_id: int | None
     timeslot_id: int | None
     start_at: datetime
@@ -31,8 +31,8 @@ class ClassOut(BaseModel):
 
 
 class NewRequest(BaseModel):
-    student_id: int
-    teacher_id: int
+    student_id: Id
+    teacher_id: Id
     start_at: UtcDatetime
     course_type: CourseType
     payment: Payment = Payment()

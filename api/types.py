@@ -1,9 +1,14 @@
 """Types at the API's edge that refuse what the database would choke on, as a 422."""
 
+import re
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, Field
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, Strict
+
+from domain.values import Id, LocalTime, TimeZone
+
+__all__ = ["Id", "IdParam", "LocalTime", "Text", "TimeZone", "UtcDatetime"]
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -17,3 +22,16 @@ def _to_utc(value: datetime) -> datetime:
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 # Free text stored in PostgreSQL, which refuses NUL characters.
 Text = Annotated[str, Field(pattern=r"^[^\x00]*$")]
+
+
+def _decimal(value: Any) -> Any:
+    if isinstance(value, str):
+        if not re.fullmatch(r"-?[0-9]{1,20}", value):
+            raise ValueError("an id is a decimal integer")
+        return int(value)
+    return value
+
+
+# An id in a path or a query, which arrives as text: "7" is 7; "true", "7.0", " 7" are not ids.
+# (In a JSON body an id is `Id`, a JSON integer.)
+IdParam = Annotated[int, BeforeValidator(_decimal), Strict()]

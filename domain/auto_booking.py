@@ -1,13 +1,14 @@
 """What weekly booking runs carry: auto-booking (自动约, LP-1, SD-6) and the exclusive-teacher
 booking (专属外教, SD-1) share one set-based engine; see store.auto_booking."""
 
-from datetime import date, datetime, time
+from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.channels import Actor
 from domain.errors import Invalid
+from domain.values import LocalTime
 from domain.weekly import Weekday
 from domain.words import CourseType
 
@@ -37,7 +38,7 @@ class BadRule(Invalid):
 
 class Wish(BaseModel, frozen=True):
     weekday: Weekday
-    start: time  # local (Asia/Shanghai), on :00 or :30
+    start: LocalTime  # on :00 or :30
 
 
 class RuleView(BaseModel):

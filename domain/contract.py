@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 from domain.channels import Actor
 from domain.errors import DomainError, Invalid
+from domain.values import Id, LocalTime
 from domain.weekly import Weekday
 from domain.words import CourseType
 
@@ -42,9 +43,9 @@ class BadContract(Invalid):
 
 
 class WeeklyTime(BaseModel, frozen=True):
-    teacher_id: int
+    teacher_id: Id
     weekday: Weekday
-    start: time  # local (Asia/Shanghai), on :00 or :30
+    start: LocalTime  # on :00 or :30
 
 
 class ContractInput(BaseModel):
@@ -117,7 +118,7 @@ class Answer(BaseModel):
     """A teacher's agreement or refusal (teacher portal)."""
 
     actor: Actor
-    teacher_id: int
+    teacher_id: Id
     reason: str | None = None
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain.channels import Actor
 from domain.errors import DomainError, Invalid, OutsideWindow
+from domain.values import TimeZone
 from domain.window import check_window
 from domain.words import ClassLabel, ClassState, CourseType, Direction
 
@@ -50,7 +51,7 @@ class OverbookingRules(BaseModel):
     # The reservation Schedule (Asia/Shanghai): every hour at these minutes, at this second.
     reservation_minutes: list[int] = [28, 58]
     reservation_second: int = 0
-    reservation_time_zone: str = "Asia/Shanghai"
+    reservation_time_zone: TimeZone = "Asia/Shanghai"
 
 
 class OverbookKind(StrEnum):

@@ -4,12 +4,13 @@ from typing import Self
 
 from pydantic import BaseModel, model_validator
 
+from domain.values import Id
 from domain.words import Asset
 
 
 class Payment(BaseModel, frozen=True):
     asset: Asset = Asset.credit
-    coupon_id: int | None = None
+    coupon_id: Id | None = None
 
     @model_validator(mode="after")
     def _coupon_names_its_id(self) -> Self:

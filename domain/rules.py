@@ -6,6 +6,7 @@ from pydantic import BaseModel
 
 from domain.errors import InPast, OffGrid, OutsideWindow
 from domain.overbooking import OverbookingRules
+from domain.values import LocalTime, TimeZone
 from domain.window import check_window
 from domain.words import Asset, CourseType
 
@@ -29,10 +30,10 @@ class BookingRules(BaseModel):
         CourseType.advanced: 150,
         CourseType.open: 30,
     }
-    business_time_zone: str = "Asia/Shanghai"
+    business_time_zone: TimeZone = "Asia/Shanghai"
     # SD-2: until this local time on Monday, an exclusive teacher's general slots of the
     # following week are bookable only by their own exclusive students.
-    exclusive_priority_until: time = time(8, 30)
+    exclusive_priority_until: LocalTime = time(8, 30)
     # Over-booking (SD-5, CLS-2, H5-9): see domain.overbooking.
     overbooking: OverbookingRules = OverbookingRules()
 

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
+from domain.values import LocalTime
+
 WEEK = timedelta(weeks=1)
 
 
@@ -34,10 +36,10 @@ class WeeklyJobs(BaseModel):
     """When the supply-demand Schedules fire, in the business time zone (settings.weekly)."""
 
     # SD-1: exclusive-teacher students' classes for next week; Level 7 first, at midnight.
-    exclusive_booking_at: time = time(8, 0)
-    exclusive_l7_booking_at: time = time(0, 0)
+    exclusive_booking_at: LocalTime = time(8, 0)
+    exclusive_l7_booking_at: LocalTime = time(0, 0)
     # SD-6: auto-booking of the following Monday–Sunday.
-    auto_booking_at: time = time(12, 3)
+    auto_booking_at: LocalTime = time(12, 3)
     # Students per auto-booking activity (one transaction each).
     auto_booking_chunk: int = 1000
 

@@ -12,7 +12,7 @@ from api import flows
 from api.context import Context, caller, describe
 from api.errors import error_body
 from api.schemas import NewRequest
-from api.types import Text
+from api.types import IdParam, Text
 from domain.channels import Channel, Operation
 from domain.class_request import Approval, Rejection, RequestView
 from domain.errors import ForbiddenActor, Invalid, RequestClosed
@@ -118,7 +118,7 @@ async def _pending_for(ctx: Context, request_id: int) -> RequestView:
     ),
 )
 async def approve(
-    request_id: int, body: Approve, ctx: Context = caller(Operation.answer_request)
+    request_id: IdParam, body: Approve, ctx: Context = caller(Operation.answer_request)
 ) -> RequestView:
     async def op(_: AsyncSession) -> RequestView:
         await _pending_for(ctx, request_id)
@@ -138,7 +138,7 @@ async def approve(
     ),
 )
 async def reject(
-    request_id: int, body: Reason, ctx: Context = caller(Operation.answer_request)
+    request_id: IdParam, body: Reason, ctx: Context = caller(Operation.answer_request)
 ) -> RequestView:
     async def op(_: AsyncSession) -> RequestView:
         await _pending_for(ctx, request_id)
@@ -160,7 +160,7 @@ async def reject(
     ),
 )
 async def withdraw(
-    request_id: int, body: Reason, ctx: Context = caller(Operation.withdraw_request)
+    request_id: IdParam, body: Reason, ctx: Context = caller(Operation.withdraw_request)
 ) -> RequestView:
     async def op(_: AsyncSession) -> RequestView:
         await _pending_for(ctx, request_id)
@@ -175,7 +175,7 @@ async def withdraw(
 
 @router.get("/{request_id}", **describe(Operation.read_requests, ["LP-6"], "One class request."))
 async def read_request(
-    request_id: int, ctx: Context = caller(Operation.read_requests)
+    request_id: IdParam, ctx: Context = caller(Operation.read_requests)
 ) -> RequestView:
     async def read(session: AsyncSession) -> RequestView:
         return RequestView.model_validate(await class_requests.get_request(session, request_id))
@@ -195,8 +195,8 @@ async def read_request(
     ),
 )
 async def list_requests(
-    teacher_id: int | None = None,
-    student_id: int | None = None,
+    teacher_id: IdParam | None = None,
+    student_id: IdParam | None = None,
     state: RequestState | None = None,
     limit: int = Query(100, ge=1, le=1000),
     ctx: Context = caller(Operation.read_requests),

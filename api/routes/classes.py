@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.context import Context, caller, describe
 from api.schemas import ClassOut
-from api.types import Text, UtcDatetime
+from api.types import Id, IdParam, Text, UtcDatetime
 from domain.channels import Operation
 from domain.payment import Payment
 from domain.words import CourseType
@@ -19,16 +19,16 @@ router = APIRouter(prefix="/v1", tags=["classes"])
 
 
 class BookClass(BaseModel):
-    student_id: int
-    timeslot_id: int
+    student_id: Id
+    timeslot_id: Id
     course_type: CourseType
     payment: Payment = Payment()
     lesson: Text | None = Field(None, max_length=200)
 
 
 class BookClasses(BaseModel):
-    student_id: int
-    timeslot_ids: list[int] = Field(min_length=1, max_length=50)
+    student_id: Id
+    timeslot_ids: list[Id] = Field(min_length=1, max_length=50)
     course_type: CourseType
     payment: Payment = Payment()
 
@@ -123,7 +123,7 @@ async def book_classes(
     ),
 )
 async def cancel_class(
-    class_id: int, body: CancelClass, ctx: Context = caller(Operation.cancel_class)
+    class_id: IdParam, body: CancelClass, ctx: Context = caller(Operation.cancel_class)
 ) -> ClassOut:
     async def owner(session: AsyncSession) -> int:
         return (await classes.get_class(session, class_id)).student_id
@@ -145,7 +145,7 @@ async def cancel_class(
 
 
 @router.get("/classes/{class_id}", **describe(Operation.read_class, [], "A class."))
-async def read_class(class_id: int, ctx: Context = caller(Operation.read_class)) -> ClassOut:
+async def read_class(class_id: IdParam, ctx: Context = caller(Operation.read_class)) -> ClassOut:
     async def op(session: AsyncSession) -> ClassOut:
         found = await classes.get_class(session, class_id)
         ctx.acts_for_class(found.student_id, found.teacher_id)
@@ -159,7 +159,7 @@ async def read_class(class_id: int, ctx: Context = caller(Operation.read_class))
     **describe(Operation.read_student, [], "A student's classes, by start."),
 )
 async def classes_of_student(
-    student_id: int,
+    student_id: IdParam,
     start_from: UtcDatetime | None = None,
     limit: int = Query(100, ge=1, le=1000),
     ctx: Context = caller(Operation.read_student),
@@ -177,7 +177,9 @@ async def classes_of_student(
     "/classes/{class_id}/audit",
     **describe(Operation.read_audit, [], "Every change to a class: who, channel, when, what."),
 )
-async def class_audit(class_id: int, ctx: Context = caller(Operation.read_audit)) -> list[AuditOut]:
+async def class_audit(
+    class_id: IdParam, ctx: Context = caller(Operation.read_audit)
+) -> list[AuditOut]:
     async def op(session: AsyncSession) -> list[AuditOut]:
         await classes.get_class(session, class_id)
         return [AuditOut.model_validate(e) for e in await audit.trail(session, "class", class_id)]
@@ -190,7 +192,7 @@ async def class_audit(class_id: int, ctx: Context = caller(Operation.read_audit)
     **describe(Operation.read_audit, [], "Every change to a timeslot: who, channel, when, what."),
 )
 async def timeslot_audit(
-    timeslot_id: int, ctx: Context = caller(Operation.read_audit)
+    timeslot_id: IdParam, ctx: Context = caller(Operation.read_audit)
 ) -> list[AuditOut]:
     async def op(session: AsyncSession) -> list[AuditOut]:
         await inventory.get_timeslot(session, timeslot_id)

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.context import Context, caller, describe
 from api.schemas import ClassOut
-from api.types import Text, UtcDatetime
+from api.types import Id, IdParam, Text, UtcDatetime
 from domain.channels import Channel, Operation
 from domain.contract import (
     Answer,
@@ -32,7 +32,7 @@ router = APIRouter(prefix="/v1/contracts", tags=["contracts"])
 
 
 class NewContract(BaseModel):
-    student_id: int
+    student_id: Id
     chinese: WeeklyTime
     foreign: WeeklyTime
     first_week: date = Field(description="the Monday (Asia/Shanghai) of the first week")
@@ -147,7 +147,7 @@ async def _answer(ctx: Context, contract_id: int, body: Reason, *, agree: bool) 
     ),
 )
 async def agree(
-    contract_id: int, body: Reason, ctx: Context = caller(Operation.answer_contract)
+    contract_id: IdParam, body: Reason, ctx: Context = caller(Operation.answer_contract)
 ) -> ContractView:
     return await _answer(ctx, contract_id, body, agree=True)
 
@@ -159,7 +159,7 @@ async def agree(
     ),
 )
 async def decline(
-    contract_id: int, body: Reason, ctx: Context = caller(Operation.answer_contract)
+    contract_id: IdParam, body: Reason, ctx: Context = caller(Operation.answer_contract)
 ) -> ContractView:
     return await _answer(ctx, contract_id, body, agree=False)
 
@@ -174,7 +174,7 @@ async def decline(
     ),
 )
 async def terminate(
-    contract_id: int, body: Reason, ctx: Context = caller(Operation.terminate_contract)
+    contract_id: IdParam, body: Reason, ctx: Context = caller(Operation.terminate_contract)
 ) -> ContractView:
     view = await _contract(ctx, contract_id)
     if view.state not in (ContractState.proposed, ContractState.active):
@@ -199,7 +199,7 @@ async def terminate(
     ),
 )
 async def make_up(
-    contract_id: int, body: MakeUpBooking, ctx: Context = caller(Operation.make_up_booking)
+    contract_id: IdParam, body: MakeUpBooking, ctx: Context = caller(Operation.make_up_booking)
 ) -> ClassOut:
     async def op(session: AsyncSession) -> ClassOut:
         booked = await contracts.make_up(
@@ -225,7 +225,7 @@ async def make_up(
     ),
 )
 async def read_contract(
-    contract_id: int, ctx: Context = caller(Operation.read_contract)
+    contract_id: IdParam, ctx: Context = caller(Operation.read_contract)
 ) -> ContractOut:
     async def read(session: AsyncSession) -> ContractOut:
         row = await contracts.get_contract(session, contract_id)

@@ -14,7 +14,7 @@ from api import flows
 from api.context import Context, caller, describe
 from api.errors import error_body
 from api.schemas import ClassOut, NewRequest
-from api.types import UtcDatetime
+from api.types import Id, UtcDatetime
 from domain.channels import Operation
 from domain.class_request import RequestView
 from domain.payment import Payment
@@ -27,9 +27,9 @@ router = APIRouter(prefix="/v1/dino-home", tags=["dino-home"])
 class PriorityItem(BaseModel):
     """Book an open slot (timeslot_id), or request a time (teacher_id and start_at)."""
 
-    student_id: int
-    timeslot_id: int | None = None
-    teacher_id: int | None = None
+    student_id: Id
+    timeslot_id: Id | None = None
+    teacher_id: Id | None = None
     start_at: UtcDatetime | None = None
 
     @model_validator(mode="after")
@@ -48,7 +48,7 @@ class Priority(BaseModel):
 
 
 class PriorityResult(BaseModel):
-    student_id: int
+    student_id: Id
     booked: ClassOut | None = None
     request: RequestView | None = None
     error: dict[str, Any] | None = None

@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.context import Context, caller, describe
 from api.schemas import ClassOut
-from api.types import Text
+from api.types import IdParam, Text
 from domain.channels import Operation
 from domain.words import ClassLabel
 from store import finish
@@ -38,7 +38,7 @@ class AdjustLabel(BaseModel):
     ),
 )
 async def finish_class(
-    class_id: int, body: Finish, ctx: Context = caller(Operation.finish_class)
+    class_id: IdParam, body: Finish, ctx: Context = caller(Operation.finish_class)
 ) -> ClassOut:
     async def op(session: AsyncSession) -> ClassOut:
         done = await finish.finish(
@@ -59,7 +59,7 @@ async def finish_class(
     ),
 )
 async def undo_finish(
-    class_id: int, body: UndoFinish, ctx: Context = caller(Operation.undo_finish)
+    class_id: IdParam, body: UndoFinish, ctx: Context = caller(Operation.undo_finish)
 ) -> ClassOut:
     async def op(session: AsyncSession) -> ClassOut:
         reopened = await finish.undo_finish(
@@ -80,7 +80,7 @@ async def undo_finish(
     ),
 )
 async def adjust_label(
-    class_id: int, body: AdjustLabel, ctx: Context = caller(Operation.adjust_label)
+    class_id: IdParam, body: AdjustLabel, ctx: Context = caller(Operation.adjust_label)
 ) -> ClassOut:
     async def op(session: AsyncSession) -> ClassOut:
         relabelled = await finish.adjust_label(

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.context import Context, caller, describe
 from api.schemas import ClassOut
+from api.types import Id, IdParam
 from domain.channels import Operation
 from domain.learning_progress import ADVANCED_BOOTCAMP, ProgressView
 from domain.payment import Payment
@@ -16,17 +17,17 @@ router = APIRouter(prefix="/v1", tags=["learning progress"])
 
 
 class NewProgress(BaseModel):
-    student_id: int
+    student_id: Id
     course: str = Field(ADVANCED_BOOTCAMP, pattern=r"^[a-z0-9_]{1,32}$")
     lessons: int | None = Field(None, ge=1, le=1000, description="omit for open-ended")
     first_lesson: int = Field(1, ge=1, le=1000)
 
 
 class AdvancedPair(BaseModel):
-    student_id: int
-    learning_progress_id: int
-    chinese_timeslot_id: int
-    foreign_timeslot_id: int
+    student_id: Id
+    learning_progress_id: Id
+    chinese_timeslot_id: Id
+    foreign_timeslot_id: Id
     payment: Payment = Payment()
 
 
@@ -71,7 +72,7 @@ async def create_progress(
     **describe(Operation.read_student, ["CUR-1"], "The student's learning progress, per course."),
 )
 async def progress_of_student(
-    student_id: int, ctx: Context = caller(Operation.read_student)
+    student_id: IdParam, ctx: Context = caller(Operation.read_student)
 ) -> list[ProgressView]:
     ctx.acts_for_student(student_id)
 

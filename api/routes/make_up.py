@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.context import Context, caller, describe
 from api.schemas import ClassOut
-from api.types import Text
+from api.types import Id, IdParam, Text
 from domain.channels import Operation
 from domain.payment import Payment
 from domain.words import CourseType
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/v1/students", tags=["weekly booking"])
 
 
 class ExclusiveMakeUp(BaseModel):
-    timeslot_id: int
+    timeslot_id: Id
     course_type: CourseType = CourseType.major
     payment: Payment = Payment()
     reason: Text | None = Field(None, max_length=500)
@@ -34,7 +34,7 @@ class ExclusiveMakeUp(BaseModel):
     ),
 )
 async def exclusive_make_up(
-    student_id: int, body: ExclusiveMakeUp, ctx: Context = caller(Operation.make_up_booking)
+    student_id: IdParam, body: ExclusiveMakeUp, ctx: Context = caller(Operation.make_up_booking)
 ) -> ClassOut:
     async def op(session: AsyncSession) -> ClassOut:
         booked, hold_flow = await make_up.with_exclusive_teacher(

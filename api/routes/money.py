@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.context import Context, caller, describe
-from api.types import UtcDatetime
+from api.types import IdParam, UtcDatetime
 from domain.channels import Operation
 from domain.words import Asset, CourseType
 from store import ledger
@@ -76,7 +76,9 @@ async def _balances(session: AsyncSession, student_id: int, now: datetime) -> Ba
     "/balances",
     **describe(Operation.read_balances, [], "Credits per course type, energy stones, coupons."),
 )
-async def balances(student_id: int, ctx: Context = caller(Operation.read_balances)) -> BalancesOut:
+async def balances(
+    student_id: IdParam, ctx: Context = caller(Operation.read_balances)
+) -> BalancesOut:
     ctx.acts_for_student(student_id)
     return await ctx.read(lambda session: _balances(session, student_id, ctx.now))
 
@@ -86,9 +88,9 @@ async def balances(student_id: int, ctx: Context = caller(Operation.read_balance
     **describe(Operation.read_balances, [], "The student's ledger entries, newest first."),
 )
 async def entries(
-    student_id: int,
+    student_id: IdParam,
     limit: int = Query(100, ge=1, le=1000),
-    before_id: int | None = None,
+    before_id: IdParam | None = None,
     ctx: Context = caller(Operation.read_balances),
 ) -> list[LedgerEntryOut]:
     ctx.acts_for_student(student_id)
@@ -106,7 +108,7 @@ async def entries(
     **describe(Operation.grant, [], "Grant credits of a course type, or energy stones."),
 )
 async def grant(
-    student_id: int, body: Grant, ctx: Context = caller(Operation.grant)
+    student_id: IdParam, body: Grant, ctx: Context = caller(Operation.grant)
 ) -> BalancesOut:
     async def op(session: AsyncSession) -> BalancesOut:
         await ledger.grant(
@@ -123,7 +125,7 @@ async def grant(
     **describe(Operation.grant, [], "Grant a single-use coupon for a course type."),
 )
 async def grant_coupon(
-    student_id: int, body: NewCoupon, ctx: Context = caller(Operation.grant)
+    student_id: IdParam, body: NewCoupon, ctx: Context = caller(Operation.grant)
 ) -> CouponOut:
     async def op(session: AsyncSession) -> CouponOut:
         coupon = await ledger.grant_coupon(

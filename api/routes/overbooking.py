@@ -13,7 +13,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from api.context import Context, caller, describe
 from api.flows import Flows
-from api.types import Text, UtcDatetime
+from api.types import Id, IdParam, Text, TimeZone, UtcDatetime
 from domain.channels import Operation
 from domain.overbooking import (
     OverbookedClassInput,
@@ -36,7 +36,7 @@ router = APIRouter(prefix="/v1", tags=["over-booking"])
 
 
 class NewOverbookedClass(BaseModel):
-    student_id: int
+    student_id: Id
     start_at: UtcDatetime
     course_type: CourseType = CourseType.trial
     payment: Payment = Payment()
@@ -45,12 +45,12 @@ class NewOverbookedClass(BaseModel):
 class NewStudentTrial(BaseModel):
     name: Text = Field(min_length=1, max_length=200)
     level: int = Field(1, ge=0, le=20)
-    time_zone: Text = Field("Asia/Shanghai", max_length=64)
+    time_zone: TimeZone = "Asia/Shanghai"
     start_at: UtcDatetime
 
 
 class NewInstantClass(BaseModel):
-    student_id: int
+    student_id: Id
     course_type: CourseType = CourseType.trial
     payment: Payment = Payment()
 
@@ -220,7 +220,7 @@ async def _wake(flows: Flows, class_id: int, entered_at: datetime) -> None:
     ),
 )
 async def student_entered(
-    class_id: int, background: BackgroundTasks, ctx: Context = caller(Operation.enter_classroom)
+    class_id: IdParam, background: BackgroundTasks, ctx: Context = caller(Operation.enter_classroom)
 ) -> OverbookView:
     async def op(session: AsyncSession) -> OverbookView:
         return await overbooking.enter(
@@ -243,7 +243,7 @@ async def student_entered(
     ),
 )
 async def read_overbooked_class(
-    class_id: int, ctx: Context = caller(Operation.read_class)
+    class_id: IdParam, ctx: Context = caller(Operation.read_class)
 ) -> OverbookedClassOut:
     async def op(session: AsyncSession) -> OverbookedClassOut:
         found = await overbooking.view(session, class_id)
@@ -268,7 +268,7 @@ async def read_overbooked_class(
     ),
 )
 async def swap_teacher(
-    class_id: int, body: SwapTeacher, ctx: Context = caller(Operation.swap_teacher)
+    class_id: IdParam, body: SwapTeacher, ctx: Context = caller(Operation.swap_teacher)
 ) -> SwapView:
     async def op(session: AsyncSession) -> SwapView:
         swap = await overbooking.swap_teacher(

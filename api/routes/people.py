@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.context import Context, caller, describe
-from api.types import Text
+from api.types import Id, IdParam, Text, TimeZone
 from domain.channels import Operation
 from domain.words import CourseType, TeacherKind
 from store import people
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1", tags=["people"])
 class NewTeacher(BaseModel):
     name: Text = Field(min_length=1, max_length=200)
     kind: TeacherKind
-    time_zone: Text = Field("UTC", max_length=64)
+    time_zone: TimeZone = "UTC"
     course_types: list[CourseType] = Field(min_length=1)
 
 
@@ -35,8 +35,8 @@ class TeacherOut(BaseModel):
 class NewStudent(BaseModel):
     name: Text = Field(min_length=1, max_length=200)
     level: int = Field(1, ge=0, le=20)
-    time_zone: Text = Field("Asia/Shanghai", max_length=64)
-    exclusive_teacher_id: int | None = None
+    time_zone: TimeZone = "Asia/Shanghai"
+    exclusive_teacher_id: Id | None = None
 
 
 class StudentOut(BaseModel):
@@ -73,7 +73,7 @@ async def register_teacher(
 
 @router.get("/teachers/{teacher_id}", **describe(Operation.read_teacher, [], "A teacher."))
 async def read_teacher(
-    teacher_id: int, ctx: Context = caller(Operation.read_teacher)
+    teacher_id: IdParam, ctx: Context = caller(Operation.read_teacher)
 ) -> TeacherOut:
     async def op(session: AsyncSession) -> TeacherOut:
         return TeacherOut.model_validate(await people.get_teacher(session, teacher_id))
@@ -105,7 +105,7 @@ async def register_student(
 
 @router.get("/students/{student_id}", **describe(Operation.read_student, [], "A student."))
 async def read_student(
-    student_id: int, ctx: Context = caller(Operation.read_student)
+    student_id: IdParam, ctx: Context = caller(Operation.read_student)
 ) -> StudentOut:
     ctx.acts_for_student(student_id)
 

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from activities.teacher_cancel import hold_view
 from api.context import Context, caller, describe
-from api.types import Text, UtcDatetime
+from api.types import IdParam, Text, UtcDatetime
 from domain.channels import Operation
 from domain.errors import ClassNotCancellable, HoldClosed
 from domain.teacher_cancel import (
@@ -47,7 +47,7 @@ class Extend(BaseModel):
     ),
 )
 async def teacher_cancel(
-    class_id: int, body: TeacherCancel, ctx: Context = caller(Operation.teacher_cancel)
+    class_id: IdParam, body: TeacherCancel, ctx: Context = caller(Operation.teacher_cancel)
 ) -> HoldView:
     async def read(session: AsyncSession) -> tuple[int, int]:
         found = await classes.get_class(session, class_id)
@@ -101,7 +101,7 @@ async def _holding(ctx: Context, class_id: int) -> None:
     "/teacher-cancels/{class_id}",
     **describe(Operation.read_class, ["TCH-5"], "A teacher cancellation and its hold."),
 )
-async def read_hold(class_id: int, ctx: Context = caller(Operation.read_class)) -> HoldView:
+async def read_hold(class_id: IdParam, ctx: Context = caller(Operation.read_class)) -> HoldView:
     async def read(session: AsyncSession) -> HoldView:
         return await hold_view(session, await holds.get_hold(session, class_id))
 
@@ -115,7 +115,7 @@ async def read_hold(class_id: int, ctx: Context = caller(Operation.read_class)) 
     **describe(Operation.manage_hold, ["TCH-5"], "Fireman keeps the offered slots held longer."),
 )
 async def extend_hold(
-    class_id: int, body: Extend, ctx: Context = caller(Operation.manage_hold)
+    class_id: IdParam, body: Extend, ctx: Context = caller(Operation.manage_hold)
 ) -> HoldView:
     async def op(_: AsyncSession) -> HoldView:
         await _holding(ctx, class_id)
@@ -132,7 +132,7 @@ async def extend_hold(
     "/teacher-cancels/{class_id}/end",
     **describe(Operation.manage_hold, ["TCH-5"], "Fireman ends the hold now."),
 )
-async def end_hold(class_id: int, ctx: Context = caller(Operation.manage_hold)) -> HoldView:
+async def end_hold(class_id: IdParam, ctx: Context = caller(Operation.manage_hold)) -> HoldView:
     async def op(_: AsyncSession) -> HoldView:
         await _holding(ctx, class_id)
         view: HoldView = await ctx.flows.ask(

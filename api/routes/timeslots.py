@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.context import Context, caller, describe
-from api.types import UtcDatetime
+from api.types import Id, IdParam, UtcDatetime
 from domain.channels import Operation
 from domain.words import CourseType, Direction, TimeslotState
 from store import inventory
@@ -38,7 +38,7 @@ class Opened(BaseModel):
 
 
 class CloseTimeslots(BaseModel):
-    timeslot_ids: list[int] = Field(min_length=1, max_length=WEEK_OF_SLOTS)
+    timeslot_ids: list[Id] = Field(min_length=1, max_length=WEEK_OF_SLOTS)
 
 
 class Closed(BaseModel):
@@ -57,7 +57,7 @@ class Closed(BaseModel):
     ),
 )
 async def open_timeslots(
-    teacher_id: int, body: OpenTimeslots, ctx: Context = caller(Operation.open_timeslots)
+    teacher_id: IdParam, body: OpenTimeslots, ctx: Context = caller(Operation.open_timeslots)
 ) -> Opened:
     ctx.acts_for_teacher(teacher_id)
 
@@ -84,7 +84,7 @@ async def open_timeslots(
     ),
 )
 async def close_timeslots(
-    teacher_id: int, body: CloseTimeslots, ctx: Context = caller(Operation.close_timeslots)
+    teacher_id: IdParam, body: CloseTimeslots, ctx: Context = caller(Operation.close_timeslots)
 ) -> Closed:
     ctx.acts_for_teacher(teacher_id)
 
@@ -113,9 +113,9 @@ async def close_timeslots(
 async def availability(
     start_from: UtcDatetime,
     start_to: UtcDatetime,
-    teacher_id: int | None = None,
+    teacher_id: IdParam | None = None,
     course_type: CourseType | None = None,
-    student_id: int | None = None,
+    student_id: IdParam | None = None,
     limit: int = Query(200, ge=1, le=1000),
     ctx: Context = caller(Operation.read_availability),
 ) -> list[TimeslotOut]:

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.context import Context, caller, describe
+from api.types import Id, IdParam
 from domain.auto_booking import ResultView, RuleView, RunKind, RunRequest, RunView, Wish
 from domain.channels import Operation
 from domain.words import CourseType
@@ -20,21 +21,21 @@ router = APIRouter(prefix="/v1", tags=["weekly booking"])
 
 class AutoBookingRule(BaseModel):
     wishes: list[Wish] = Field(min_length=1, max_length=14)
-    teacher_ids: list[int] = Field(default_factory=list, max_length=10)
+    teacher_ids: list[Id] = Field(default_factory=list, max_length=10)
     any_teacher: bool = True
     course_type: CourseType = CourseType.major
     active: bool = True
 
 
 class ExclusiveTeacher(BaseModel):
-    teacher_id: int
+    teacher_id: Id
     wishes: list[Wish] = Field(min_length=1, max_length=14)
     course_type: CourseType = CourseType.major
 
 
 class NewRun(BaseModel):
     kind: RunKind = RunKind.auto
-    student_id: int | None = Field(None, description="omit to run for every student")
+    student_id: Id | None = Field(None, description="omit to run for every student")
     week: date | None = Field(None, description="the Monday to book; default: next week")
 
 
@@ -48,7 +49,7 @@ class NewRun(BaseModel):
     ),
 )
 async def save_rule(
-    student_id: int, body: AutoBookingRule, ctx: Context = caller(Operation.save_booking_rules)
+    student_id: IdParam, body: AutoBookingRule, ctx: Context = caller(Operation.save_booking_rules)
 ) -> RuleView:
     async def op(session: AsyncSession) -> RuleView:
         return await auto_booking.save_rule(
@@ -72,7 +73,7 @@ async def save_rule(
     **describe(Operation.read_booking_rules, ["LP-1"], "The student's auto-booking rule."),
 )
 async def read_rule(
-    student_id: int, ctx: Context = caller(Operation.read_booking_rules)
+    student_id: IdParam, ctx: Context = caller(Operation.read_booking_rules)
 ) -> RuleView:
     async def read(session: AsyncSession) -> RuleView:
         return await auto_booking.get_rule(session, student_id, "auto")
@@ -91,7 +92,9 @@ async def read_rule(
     ),
 )
 async def set_exclusive_teacher(
-    student_id: int, body: ExclusiveTeacher, ctx: Context = caller(Operation.set_exclusive_teacher)
+    student_id: IdParam,
+    body: ExclusiveTeacher,
+    ctx: Context = caller(Operation.set_exclusive_teacher),
 ) -> RuleView:
     async def op(session: AsyncSession) -> RuleView:
         return await auto_booking.set_exclusive_teacher(
@@ -154,7 +157,7 @@ async def start_run(body: NewRun, ctx: Context = caller(Operation.run_weekly_boo
         "A run and its progress: students, rounds, classes booked and wishes not booked so far.",
     ),
 )
-async def read_run(run_id: int, ctx: Context = caller(Operation.read_booking_runs)) -> RunView:
+async def read_run(run_id: IdParam, ctx: Context = caller(Operation.read_booking_runs)) -> RunView:
     async def read(session: AsyncSession) -> RunView:
         return await auto_booking.get_run(session, run_id)
 
@@ -172,9 +175,9 @@ async def read_run(run_id: int, ctx: Context = caller(Operation.read_booking_run
     ),
 )
 async def read_results(
-    run_id: int,
-    student_id: int | None = None,
-    after_student: int = Query(0, ge=0),
+    run_id: IdParam,
+    student_id: IdParam | None = None,
+    after_student: IdParam = Query(0, ge=0),
     limit: int = Query(1000, ge=1, le=10000),
     ctx: Context = caller(Operation.read_booking_runs),
 ) -> list[ResultView]:
