@@ -42,7 +42,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         assert settings.database_url, "DATABASE_URL is required"
         engine = create_engine(
-            settings.database_url, application_name="yueke-api", pool_size=settings.db_pool_size
+            settings.database_url,
+            application_name="yueke-api",
+            pool_size=settings.db_pool_size,
+            pool_timeout=settings.db_pool_timeout,
         )
         app.state.sessions = sessions(engine)
         app.state.flows = Flows(settings, temporal_client)

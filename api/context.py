@@ -11,10 +11,11 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 from fastapi import Depends, Header, Request
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import WorkflowUpdateFailedError
 
 from api.flows import Flows
 from domain.channels import ALLOWED, PARENTS, Actor, Channel, Operation
-from domain.errors import Forbidden, ForbiddenActor, Unauthenticated
+from domain.errors import DomainError, Forbidden, ForbiddenActor, Unauthenticated
 from domain.rules import BookingRules
 from store import operation_keys
 from store.db import Sessions
@@ -25,6 +26,20 @@ P = ParamSpec("P")
 
 
 MAX_ACTOR_ID = 64  # the width of the actor_id columns
+
+
+@dataclass(frozen=True)
+class FlowCall:
+    """What a flow call needs for idempotency: the id of its update (None: Temporal makes one)
+    and the id reserved for the flow it starts."""
+
+    update_id: str | None
+    reserved_id: int | None
+
+    @property
+    def reserved(self) -> int:
+        assert self.reserved_id is not None, "the call passed `reserve`"
+        return self.reserved_id
 
 
 @dataclass
@@ -72,6 +87,16 @@ class Context:
         once that transaction has committed, and never if it rolled back."""
         self._after_commit.append(functools.partial(job, *args, **kwargs))
 
+    @property
+    def key_scope(self) -> str:
+        """Keys are each caller's own: one parent's key never replays another's answer."""
+        return f"{self.actor.channel.value}:{self.actor.id}"
+
+    def request_hash(self, body: BaseModel | None) -> str:
+        return operation_keys.digest(
+            self.path + "\n" + (body.model_dump_json() if body is not None else "")
+        )
+
     async def run(
         self, body: BaseModel | None, out: type[Out], op: Callable[[AsyncSession], Awaitable[Out]]
     ) -> Out:
@@ -81,12 +106,9 @@ class Context:
         self._after_commit.clear()
         result = await operation_keys.once(
             self.sessions,
-            # Keys are each caller's own: one parent's key never replays another's answer.
-            scope=f"{self.actor.channel.value}:{self.actor.id}",
+            scope=self.key_scope,
             key=self.idempotency_key,
-            request_hash=operation_keys.digest(
-                self.path + "\n" + (body.model_dump_json() if body is not None else "")
-            ),
+            request_hash=self.request_hash(body),
             now=self.now,
             out=out,
             op=op,
@@ -94,6 +116,62 @@ class Context:
         jobs, self._after_commit = self._after_commit, []
         for job in jobs:
             await job()
+        return result
+
+    async def undo(self, op: Callable[[AsyncSession], Awaitable[None]]) -> None:
+        """Take back what `run` committed (its flow could not follow): `op` in a transaction of
+        its own, and the Idempotency-Key forgotten, so that a retry acts again."""
+        async with self.sessions.begin() as session:
+            await op(session)
+        if self.idempotency_key is not None:
+            await operation_keys.forget(
+                self.sessions, self.key_scope, self.idempotency_key, answered=True
+            )
+
+    async def ask_flow(
+        self,
+        body: BaseModel | None,
+        out: type[Out],
+        call: Callable[[FlowCall], Awaitable[Out]],
+        *,
+        reserve: Callable[[AsyncSession], Awaitable[int]] | None = None,
+        key_suffix: str = "",
+    ) -> Out:
+        """A call that waits on a workflow, with no transaction open while it waits.
+
+        `reserve` (a short transaction of its own) refuses what can be refused at once and
+        reserves the id of the flow to start. With an Idempotency-Key, the key is claimed
+        first, and the flow is asked with an update id derived from it: Temporal answers a
+        retry, even one after a crash, with the first outcome. A refusal is not remembered.
+        """
+        if self.idempotency_key is None:
+            reserved = None
+            if reserve is not None:
+                async with self.sessions.begin() as session:
+                    reserved = await reserve(session)
+            return await call(FlowCall(update_id=None, reserved_id=reserved))
+        key = self.idempotency_key + key_suffix
+        claim = await operation_keys.claim_for_flow(
+            self.sessions,
+            scope=self.key_scope,
+            key=key,
+            request_hash=self.request_hash(body),
+            now=self.now,
+            reserve=reserve,
+        )
+        if claim.response is not None:
+            return out.model_validate(claim.response)
+        try:
+            result = await call(
+                FlowCall(update_id=f"{self.key_scope}:{key}", reserved_id=claim.reserved_id)
+            )
+        except (DomainError, WorkflowUpdateFailedError) as refused:
+            if not isinstance(refused, DomainError) or refused.status < 500:
+                await operation_keys.forget(self.sessions, self.key_scope, key)
+            raise
+        await operation_keys.remember_answer(
+            self.sessions, self.key_scope, key, result.model_dump(mode="json")
+        )
         return result
 
 

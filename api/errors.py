@@ -1,18 +1,24 @@
-"""Every refusal as JSON {"code", "message", "details"}: never a 500 for bad input."""
+"""Every refusal as JSON {"code", "message", "details"}: never a 500 for bad input, a 503 with
+a code for an outage, and never an exception that reaches the server (which would drop the
+client's connection)."""
 
+import json
 import logging
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.errors import DomainError
+from domain.errors import DatabaseBusy, DatabaseUnavailable, DomainError
 from domain.refusal import Refusal
 
 log = logging.getLogger(__name__)
@@ -45,6 +51,10 @@ def _refusal(exc: Exception) -> Refusal:
                 return Refusal.model_validate(detail)
             return Refusal(code=cause.type or "flow_refused", status=409, message=cause.message)
         return Refusal(code="flow_refused", status=409, message=str(cause))
+    if isinstance(exc, PoolTimeout):
+        return Refusal.of(DatabaseBusy("every database connection stayed busy; retry"))
+    if _database_down(exc):
+        return Refusal.of(DatabaseUnavailable("the database cannot be reached; retry"))
     if isinstance(exc, DBAPIError):
         sqlstate = getattr(exc.orig, "sqlstate", None) or ""
         if sqlstate in ("40001", "40P01"):
@@ -61,6 +71,21 @@ def _refusal(exc: Exception) -> Refusal:
         return Refusal(code="temporal_unavailable", status=503, message=exc.message)
     log.exception("unexpected error", exc_info=exc)
     return Refusal(code="internal_error", status=500, message="unexpected error")
+
+
+# SQLSTATE classes of a lost or refused connection: 08 connection exception, 53 insufficient
+# resources, 57 operator intervention (shutdown, cannot connect now).
+_OUTAGE_CLASSES = ("08", "53", "57")
+
+
+def _database_down(exc: Exception) -> bool:
+    if isinstance(exc, DBAPIError):
+        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+        return bool(exc.connection_invalidated) or sqlstate.startswith(_OUTAGE_CLASSES)
+    if isinstance(exc, asyncpg.PostgresError):
+        return (getattr(exc, "sqlstate", None) or "").startswith(_OUTAGE_CLASSES)
+    # A refused or reset socket, a connection asyncpg already lost.
+    return isinstance(exc, OSError | asyncpg.InterfaceError | asyncpg.PostgresConnectionError)
 
 
 def error_body(exc: Exception) -> dict[str, Any]:
@@ -83,6 +108,51 @@ def install(app: FastAPI) -> None:
         HTTPException,
         WorkflowUpdateFailedError,
         RPCError,
-        DBAPIError,
+        SQLAlchemyError,
+        OSError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
     ):
         app.add_exception_handler(kind, _answer)
+    app.add_middleware(AnswerEveryError)
+
+
+class AnswerEveryError:
+    """What no handler took still gets a JSON answer (500 internal_error), and the exception
+    stops here, so the server keeps the client's connection open."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            refusal = _refusal(exc)
+            if started:
+                log.exception("error after the answer started", exc_info=exc)
+                return
+            body = json.dumps(
+                {"code": refusal.code, "message": refusal.message, "details": refusal.details}
+            ).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": refusal.status,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})

@@ -4,17 +4,25 @@ signals and queries; one Temporal client per process, connected on first use."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.common import (
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.types import MethodAsyncNoParam
 from temporalio.workflow import UpdateMethodMultiParam
 
 from domain.class_request import ClassRequestInput, RequestView
+from domain.errors import FlowClosed, TemporalUnavailable
 from domain.teacher_cancel import HeldSlotBooked
 from store import class_requests
 from workflows.class_request import ClassRequestWorkflow
@@ -24,7 +32,7 @@ from yueke import temporal
 from yueke.settings import Settings
 
 if TYPE_CHECKING:
-    from api.context import Context
+    from api.context import Context, FlowCall
     from api.schemas import NewRequest
 
 log = logging.getLogger(__name__)
@@ -37,17 +45,48 @@ AnswerType = TypeVar("AnswerType")
 
 
 class Flows:
+    """Every call waits a bounded time: a Temporal that is down or slow answers 503
+    temporal_unavailable instead of holding the request (and nothing else waits with it)."""
+
     def __init__(self, settings: Settings, client: Client | None = None) -> None:
         self._settings = settings
         self._client = client
         self._lock = asyncio.Lock()
 
     async def client(self) -> Client:
-        """Connects on first use, so the booking API starts (and books) while Temporal is down."""
+        """Connects on first use, so the booking API starts (and books) while Temporal is down;
+        a failed connection is tried again by the next call."""
         async with self._lock:
             if self._client is None:
-                self._client = await temporal.connect(self._settings)
+                try:
+                    async with asyncio.timeout(self._settings.temporal_connect_timeout):
+                        self._client = await temporal.connect(self._settings)
+                except (RuntimeError, TimeoutError) as exc:
+                    raise TemporalUnavailable(
+                        "Temporal cannot be reached", target=self._settings.temporal_target
+                    ) from exc
             return self._client
+
+    @contextlib.asynccontextmanager
+    async def _bounded(self, flow_id: str, *, asked: bool = True) -> AsyncIterator[None]:
+        """At most flow_answer_timeout; a flow asked (its record exists) that Temporal no
+        longer has, or has closed, is over."""
+        seconds = self._settings.flow_answer_timeout
+        try:
+            async with asyncio.timeout(seconds):
+                yield
+        except TimeoutError as exc:
+            raise TemporalUnavailable(
+                f"the flow did not answer within {seconds:g} s; retry with the same "
+                "Idempotency-Key",
+                flow_id=flow_id,
+            ) from exc
+        except RPCError as exc:
+            if asked and exc.status is RPCStatusCode.NOT_FOUND:
+                raise FlowClosed("the flow is over", flow_id=flow_id) from exc
+            if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+                raise TemporalUnavailable(exc.message, flow_id=flow_id) from exc
+            raise
 
     async def start_and_ask(
         self,
@@ -57,15 +96,20 @@ class Flows:
         flow_id: str,
         update: UpdateMethodMultiParam[[SelfType], AnswerType],
         search_attributes: TypedSearchAttributes,
+        update_id: str | None = None,
     ) -> AnswerType:
-        """Start the flow (or join the running one of that id) and wait for update's answer.
+        """Start the flow (or join the one of that id, running or over) and wait for update's
+        answer.
 
         Two calls rather than update-with-start: the update only reads the flow's first step,
         so a retry after a failure between them is safe, and the time-skipping test server
         (which lacks update-with-start) runs the same code as production.
         """
-        handle = await self.start(run, arg, flow_id=flow_id, search_attributes=search_attributes)
-        return await handle.execute_update(update)
+        async with self._bounded(flow_id):
+            handle = await self.start(
+                run, arg, flow_id=flow_id, search_attributes=search_attributes
+            )
+            return await handle.execute_update(update, id=update_id)
 
     async def start(
         self,
@@ -75,44 +119,58 @@ class Flows:
         flow_id: str,
         search_attributes: TypedSearchAttributes,
     ) -> WorkflowHandle[SelfType, ReturnType]:
-        """Start the flow, or leave the running one of that id as it is; no answer awaited."""
-        return await (await self.client()).start_workflow(
-            run,
-            arg,
-            id=flow_id,
-            task_queue=self._settings.temporal_task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=search_attributes
-            if self._settings.temporal_search_attributes
-            else None,
-        )
+        """Start the flow, or leave the one of that id as it is; no answer awaited. A business
+        key names one flow ever: a flow that is over is never started again."""
+        client = await self.client()
+        async with self._bounded(flow_id):
+            try:
+                return await client.start_workflow(
+                    run,
+                    arg,
+                    id=flow_id,
+                    task_queue=self._settings.temporal_task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    search_attributes=search_attributes
+                    if self._settings.temporal_search_attributes
+                    else None,
+                )
+            except WorkflowAlreadyStartedError:
+                return client.get_workflow_handle(flow_id)
 
-    async def start_without_input(
+    async def run_now(
         self,
         run: MethodAsyncNoParam[SelfType, ReturnType],
         *,
         flow_id: str,
         search_attributes: TypedSearchAttributes,
-    ) -> WorkflowHandle[SelfType, ReturnType]:
-        """`start` for a flow whose run takes no argument (a manual run of a scheduled job)."""
-        return await (await self.client()).start_workflow(
-            run,
-            id=flow_id,
-            task_queue=self._settings.temporal_task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=search_attributes
-            if self._settings.temporal_search_attributes
-            else None,
-        )
+    ) -> ReturnType:
+        """Start a flow that takes no input (a manual run of a scheduled job) and wait for its
+        result."""
+        client = await self.client()
+        async with self._bounded(flow_id):
+            handle = await client.start_workflow(
+                run,
+                id=flow_id,
+                task_queue=self._settings.temporal_task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                search_attributes=search_attributes
+                if self._settings.temporal_search_attributes
+                else None,
+            )
+            return await handle.result()
 
     async def ask(
         self,
         flow_id: str,
         update: UpdateMethodMultiParam[[Any, ParamType], AnswerType],
         arg: ParamType,
+        *,
+        update_id: str | None = None,
     ) -> AnswerType:
         handle = (await self.client()).get_workflow_handle(flow_id)
-        return await handle.execute_update(update, arg)
+        async with self._bounded(flow_id):
+            return await handle.execute_update(update, arg, id=update_id)
 
     async def tell(
         self,
@@ -121,13 +179,15 @@ class Flows:
         arg: ParamType,
     ) -> None:
         handle = (await self.client()).get_workflow_handle(flow_id)
-        await handle.signal(signal, arg)
+        async with self._bounded(flow_id):
+            await handle.signal(signal, arg)
 
     async def describe(self, flow_id: str) -> tuple[WorkflowExecutionStatus | None, Any]:
         """The flow's status and its `state` query."""
         handle = (await self.client()).get_workflow_handle(flow_id)
-        description = await handle.describe()
-        return description.status, await handle.query("state")
+        async with self._bounded(flow_id, asked=False):
+            description = await handle.describe()
+            return description.status, await handle.query("state")
 
     async def tell_hold_booked(self, flow_id: str, class_id: int, timeslot_id: int) -> None:
         """After a booking of an offered slot committed: the other offered slots went in its
@@ -143,10 +203,11 @@ class Flows:
             log.warning("could not tell %s that a held slot was booked: %s", flow_id, exc)
 
 
-async def request_class(ctx: Context, body: NewRequest) -> RequestView:
-    """Refuse what can be refused at once, then start the flow and wait for the held payment."""
+async def request_class(ctx: Context, body: NewRequest, *, key_suffix: str = "") -> RequestView:
+    """Refuse what can be refused at once, then start the class request's flow and wait for
+    its held payment (TCH-3, LP-6)."""
 
-    async def check(session: AsyncSession) -> int:
+    async def reserve(session: AsyncSession) -> int:
         await class_requests.check_request(
             session,
             student_id=body.student_id,
@@ -158,26 +219,27 @@ async def request_class(ctx: Context, body: NewRequest) -> RequestView:
         )
         return await class_requests.next_request_id(session)
 
-    request_id = await ctx.read(check)
-    flow_input = ClassRequestInput(
-        request_id=request_id,
-        student_id=body.student_id,
-        teacher_id=body.teacher_id,
-        start_at=body.start_at,
-        course_type=body.course_type,
-        payment=body.payment,
-        actor=ctx.actor,
-    )
-    view: RequestView = await ctx.flows.start_and_ask(
-        ClassRequestWorkflow.run,
-        flow_input,
-        flow_id=class_requests.flow_id(request_id),
-        update=ClassRequestWorkflow.submitted,
-        search_attributes=search_attributes(
-            "class_request",
-            student_id=body.student_id,
-            teacher_id=body.teacher_id,
-            channel=ctx.actor.channel.value,
-        ),
-    )
-    return view
+    async def call(flow: FlowCall) -> RequestView:
+        return await ctx.flows.start_and_ask(
+            ClassRequestWorkflow.run,
+            ClassRequestInput(
+                request_id=flow.reserved,
+                student_id=body.student_id,
+                teacher_id=body.teacher_id,
+                start_at=body.start_at,
+                course_type=body.course_type,
+                payment=body.payment,
+                actor=ctx.actor,
+            ),
+            flow_id=class_requests.flow_id(flow.reserved),
+            update=ClassRequestWorkflow.submitted,
+            update_id=flow.update_id,
+            search_attributes=search_attributes(
+                "class_request",
+                student_id=body.student_id,
+                teacher_id=body.teacher_id,
+                channel=ctx.actor.channel.value,
+            ),
+        )
+
+    return await ctx.ask_flow(body, RequestView, call, reserve=reserve, key_suffix=key_suffix)

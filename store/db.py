@@ -23,11 +23,14 @@ def async_url(url: str) -> str:
     return url
 
 
-def create_engine(url: str, *, application_name: str, pool_size: int = 10) -> AsyncEngine:
+def create_engine(
+    url: str, *, application_name: str, pool_size: int = 10, pool_timeout: float = 30.0
+) -> AsyncEngine:
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
+        pool_timeout=pool_timeout,
         pool_pre_ping=True,
         connect_args={"server_settings": {"application_name": application_name}},
     )

@@ -3,15 +3,21 @@
 The key is claimed by an INSERT in the same transaction as the work it guards: a concurrent
 retry waits on the unique key until the first commits (then replays its result) or rolls back
 (then does the work itself).
+
+A call that waits on a workflow cannot hold that transaction open while it waits (a slow
+Temporal would empty the connection pool): it claims its key in a transaction of its own
+(`claim_for_flow`), calls the flow with an update id derived from the key, and remembers the
+answer in another (`remember_answer`).
 """
 
 import hashlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import update
+from sqlalchemy import delete, select, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -72,3 +78,78 @@ async def remember(session: AsyncSession, scope: str, key: str, response: dict[s
         .where(OperationKey.scope == scope, OperationKey.key == key)
         .values(response=response)
     )
+
+
+@dataclass
+class FlowClaim:
+    """The answer of a first call to replay, or the id the first call reserved for its flow."""
+
+    response: dict[str, Any] | None
+    reserved_id: int | None
+
+
+async def claim_for_flow(
+    sessions: Sessions,
+    *,
+    scope: str,
+    key: str,
+    request_hash: str,
+    now: datetime,
+    reserve: Callable[[AsyncSession], Awaitable[int]] | None,
+) -> FlowClaim:
+    """Claim the key, committed before the flow is called. The first caller reserves the new
+    flow's id (`reserve` also refuses what can be refused at once); a retry gets the first
+    answer, or, while that is not known yet, the same reserved id."""
+    async with sessions.begin() as session:
+        first = await _first(session, scope, key)
+        if first is None:
+            reserved = await reserve(session) if reserve is not None else None
+            claimed = await session.scalar(
+                insert(OperationKey)
+                .values(
+                    scope=scope,
+                    key=key,
+                    request_hash=request_hash,
+                    created_at=now,
+                    reserved_id=reserved,
+                )
+                .on_conflict_do_nothing()
+                .returning(OperationKey.key)
+            )
+            if claimed is not None:
+                return FlowClaim(response=None, reserved_id=reserved)
+            first = await _first(session, scope, key)
+            assert first is not None
+        if first.request_hash != request_hash:
+            raise IdempotencyKeyReused(
+                "this key was used with another request", idempotency_key=key
+            )
+        return FlowClaim(response=first.response, reserved_id=first.reserved_id)
+
+
+async def _first(session: AsyncSession, scope: str, key: str) -> OperationKey | None:
+    return await session.scalar(
+        select(OperationKey)
+        .where(OperationKey.scope == scope, OperationKey.key == key)
+        .execution_options(populate_existing=True)
+    )
+
+
+async def remember_answer(
+    sessions: Sessions, scope: str, key: str, response: dict[str, Any]
+) -> None:
+    async with sessions.begin() as session:
+        await remember(session, scope, key, response)
+
+
+async def forget(sessions: Sessions, scope: str, key: str, *, answered: bool = False) -> None:
+    """A refused call is not remembered: retried with the same key, it is tried again. A call
+    whose work was taken back (`answered`) forgets its remembered answer too."""
+    async with sessions.begin() as session:
+        await session.execute(
+            delete(OperationKey).where(
+                OperationKey.scope == scope,
+                OperationKey.key == key,
+                true() if answered else OperationKey.response.is_(None),
+            )
+        )

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     # Unset: the dev stack starts embedded PostgreSQL under data_dir.
     database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
     db_pool_size: int = 10
+    # How long a request waits for a pooled connection before it answers 503 database_busy.
+    db_pool_timeout: float = 5.0
     # Unset: the dev stack starts the Temporal dev server; elsewhere 127.0.0.1:7233.
     temporal_address: str | None = Field(None, validation_alias=_env("TEMPORAL_ADDRESS"))
     temporal_namespace: str = Field("default", validation_alias=_env("TEMPORAL_NAMESPACE"))
@@ -39,6 +41,10 @@ class Settings(BaseSettings):
     # Tag flows with StudentId, TeacherId, Channel, Flow. Off only for the time-skipping test
     # server, which cannot register custom search attributes.
     temporal_search_attributes: bool = True
+    # How long the API waits to connect to Temporal, and for a flow's answer, before it
+    # answers 503 temporal_unavailable (the caller retries with the same Idempotency-Key).
+    temporal_connect_timeout: float = 5.0
+    flow_answer_timeout: float = 20.0
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000

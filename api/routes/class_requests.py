@@ -2,25 +2,27 @@
 requester may withdraw. Each request is a workflow, class-request-{id}."""
 
 import asyncio
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.workflow import UpdateMethodMultiParam
 
 from api import flows
-from api.context import Context, caller, describe
+from api.context import Context, FlowCall, caller, describe
 from api.errors import error_body
 from api.schemas import NewRequest
 from api.types import IdParam, Text
 from domain.channels import Channel, Operation
 from domain.class_request import Approval, Rejection, RequestView
-from domain.errors import ForbiddenActor, Invalid, RequestClosed
+from domain.errors import FlowClosed, ForbiddenActor, Invalid, RequestClosed
 from domain.words import RequestState
 from store import class_requests
 from workflows.class_request import ClassRequestWorkflow
 
 router = APIRouter(prefix="/v1/class-requests", tags=["class requests"])
+Answer = TypeVar("Answer", Approval, Rejection)
 
 
 class NewRequests(BaseModel):
@@ -59,11 +61,7 @@ async def request_class(
     body: NewRequest, ctx: Context = caller(Operation.request_class)
 ) -> RequestView:
     ctx.acts_for_student(body.student_id)
-
-    async def op(_: AsyncSession) -> RequestView:
-        return await flows.request_class(ctx, body)
-
-    return await ctx.run(body, RequestView, op)
+    return await flows.request_class(ctx, body)
 
 
 @router.post(
@@ -73,7 +71,8 @@ async def request_class(
         Operation.request_classes_batch,
         ["LP-6", "LP-7"],
         "Many (student, teacher, time) requests in one call, each its own workflow; the "
-        "response lists each outcome in order: the request, or the error it met.",
+        "response lists each outcome in order: the request, or the error it met. With an "
+        "Idempotency-Key, each item is idempotent on its own (the key and its position).",
     ),
 )
 async def request_classes(
@@ -81,30 +80,52 @@ async def request_classes(
 ) -> BatchOutcome:
     gate = asyncio.Semaphore(8)
 
-    async def one(item: NewRequest) -> BatchItem:
+    async def one(n: int, item: NewRequest) -> BatchItem:
         async with gate:
             try:
-                return BatchItem(request=await flows.request_class(ctx, item))
+                return BatchItem(request=await flows.request_class(ctx, item, key_suffix=f"#{n}"))
             except Exception as exc:
                 return BatchItem(error=error_body(exc))
 
-    async def op(_: AsyncSession) -> BatchOutcome:
-        return BatchOutcome(results=list(await asyncio.gather(*(one(i) for i in body.requests))))
+    return BatchOutcome(
+        results=list(await asyncio.gather(*(one(n, i) for n, i in enumerate(body.requests))))
+    )
 
-    return await ctx.run(body, BatchOutcome, op)
 
+async def _answer(
+    ctx: Context,
+    request_id: int,
+    body: BaseModel,
+    update: UpdateMethodMultiParam[[ClassRequestWorkflow, Answer], RequestView],
+    answer: Answer,
+) -> RequestView:
+    """Ask the request's flow. A new answer to a request that is no longer pending is refused
+    from the database (its flow may be over); a retry with the same Idempotency-Key gets the
+    first answer from the flow itself, even after the request closed."""
 
-async def _pending_for(ctx: Context, request_id: int) -> RequestView:
     async def read(session: AsyncSession) -> RequestView:
         return RequestView.model_validate(await class_requests.get_request(session, request_id))
 
     view = await ctx.read(read)
     ctx.acts_for_class(view.student_id, view.teacher_id)
-    if view.state is not RequestState.pending:
-        raise RequestClosed(
-            "the request is no longer pending", request_id=request_id, state=view.state.value
-        )
-    return view
+
+    async def pending(session: AsyncSession) -> int:
+        state = (await class_requests.get_request(session, request_id)).state
+        if state is not RequestState.pending:
+            raise RequestClosed(
+                "the request is no longer pending", request_id=request_id, state=state.value
+            )
+        return request_id
+
+    async def call(flow: FlowCall) -> RequestView:
+        try:
+            return await ctx.flows.ask(
+                class_requests.flow_id(request_id), update, answer, update_id=flow.update_id
+            )
+        except FlowClosed as over:
+            raise RequestClosed("the request is no longer pending", request_id=request_id) from over
+
+    return await ctx.ask_flow(body, RequestView, call, reserve=pending)
 
 
 @router.post(
@@ -120,15 +141,8 @@ async def _pending_for(ctx: Context, request_id: int) -> RequestView:
 async def approve(
     request_id: IdParam, body: Approve, ctx: Context = caller(Operation.answer_request)
 ) -> RequestView:
-    async def op(_: AsyncSession) -> RequestView:
-        await _pending_for(ctx, request_id)
-        approval = Approval(actor=ctx.actor, keep_slot=body.keep_slot)
-        view: RequestView = await ctx.flows.ask(
-            class_requests.flow_id(request_id), ClassRequestWorkflow.approve, approval
-        )
-        return view
-
-    return await ctx.run(body, RequestView, op)
+    approval = Approval(actor=ctx.actor, keep_slot=body.keep_slot)
+    return await _answer(ctx, request_id, body, ClassRequestWorkflow.approve, approval)
 
 
 @router.post(
@@ -140,15 +154,8 @@ async def approve(
 async def reject(
     request_id: IdParam, body: Reason, ctx: Context = caller(Operation.answer_request)
 ) -> RequestView:
-    async def op(_: AsyncSession) -> RequestView:
-        await _pending_for(ctx, request_id)
-        rejection = Rejection(actor=ctx.actor, reason=body.reason)
-        view: RequestView = await ctx.flows.ask(
-            class_requests.flow_id(request_id), ClassRequestWorkflow.reject, rejection
-        )
-        return view
-
-    return await ctx.run(body, RequestView, op)
+    rejection = Rejection(actor=ctx.actor, reason=body.reason)
+    return await _answer(ctx, request_id, body, ClassRequestWorkflow.reject, rejection)
 
 
 @router.post(
@@ -162,15 +169,8 @@ async def reject(
 async def withdraw(
     request_id: IdParam, body: Reason, ctx: Context = caller(Operation.withdraw_request)
 ) -> RequestView:
-    async def op(_: AsyncSession) -> RequestView:
-        await _pending_for(ctx, request_id)
-        withdrawal = Rejection(actor=ctx.actor, reason=body.reason)
-        view: RequestView = await ctx.flows.ask(
-            class_requests.flow_id(request_id), ClassRequestWorkflow.withdraw, withdrawal
-        )
-        return view
-
-    return await ctx.run(body, RequestView, op)
+    withdrawal = Rejection(actor=ctx.actor, reason=body.reason)
+    return await _answer(ctx, request_id, body, ClassRequestWorkflow.withdraw, withdrawal)
 
 
 @router.get("/{request_id}", **describe(Operation.read_requests, ["LP-6"], "One class request."))

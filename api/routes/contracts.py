@@ -1,13 +1,16 @@
 """Dual-excellence contracts (双优合约): the LP proposes, each teacher agrees or declines, the
 LP terminates or books a make-up. Each contract is a workflow, contract-{id}."""
 
+from collections.abc import Awaitable, Callable
 from datetime import date
+from typing import TypeVar
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.workflow import UpdateMethodMultiParam
 
-from api.context import Context, caller, describe
+from api.context import Context, FlowCall, caller, describe
 from api.schemas import ClassOut
 from api.types import Id, IdParam, Text, UtcDatetime
 from domain.channels import Channel, Operation
@@ -22,13 +25,14 @@ from domain.contract import (
     WeekBooking,
     WeeklyTime,
 )
-from domain.errors import ForbiddenActor
+from domain.errors import FlowClosed, ForbiddenActor
 from domain.words import CourseType
 from store import contracts
 from workflows.common import search_attributes
 from workflows.contract import ContractWorkflow
 
 router = APIRouter(prefix="/v1/contracts", tags=["contracts"])
+Said = TypeVar("Said", Answer, Termination)
 
 
 class NewContract(BaseModel):
@@ -68,7 +72,7 @@ class ContractOut(BaseModel):
 async def propose(
     body: NewContract, ctx: Context = caller(Operation.propose_contract)
 ) -> ContractView:
-    async def check(session: AsyncSession) -> int:
+    async def reserve(session: AsyncSession) -> int:
         await contracts.check_proposal(
             session,
             student_id=body.student_id,
@@ -82,10 +86,9 @@ async def propose(
         )
         return await contracts.next_contract_id(session)
 
-    async def op(_: AsyncSession) -> ContractView:
-        contract_id = await ctx.read(check)
+    async def call(flow: FlowCall) -> ContractView:
         flow_input = ContractInput(
-            contract_id=contract_id,
+            contract_id=flow.reserved,
             student_id=body.student_id,
             chinese=body.chinese,
             foreign=body.foreign,
@@ -94,11 +97,12 @@ async def propose(
             course_type=body.course_type,
             actor=ctx.actor,
         )
-        view: ContractView = await ctx.flows.start_and_ask(
+        return await ctx.flows.start_and_ask(
             ContractWorkflow.run,
             flow_input,
-            flow_id=contracts.flow_id(contract_id),
+            flow_id=contracts.flow_id(flow.reserved),
             update=ContractWorkflow.proposed,
+            update_id=flow.update_id,
             search_attributes=search_attributes(
                 "contract",
                 student_id=body.student_id,
@@ -106,9 +110,8 @@ async def propose(
                 channel=ctx.actor.channel.value,
             ),
         )
-        return view
 
-    return await ctx.run(body, ContractView, op)
+    return await ctx.ask_flow(body, ContractView, call, reserve=reserve)
 
 
 async def _contract(ctx: Context, contract_id: int) -> ContractView:
@@ -116,6 +119,40 @@ async def _contract(ctx: Context, contract_id: int) -> ContractView:
         return contracts.view_of(await contracts.get_contract(session, contract_id), ctx.rules)
 
     return await ctx.read(read)
+
+
+def _in_state(
+    contract_id: int, states: tuple[ContractState, ...], message: str
+) -> Callable[[AsyncSession], Awaitable[int]]:
+    """The check of a new call on the contract's flow (a retry with the same Idempotency-Key
+    skips it and gets the first answer from the flow)."""
+
+    async def check(session: AsyncSession) -> int:
+        state = (await contracts.get_contract(session, contract_id)).state
+        if state not in states:
+            raise ContractClosed(message, id=contract_id, state=state.value)
+        return contract_id
+
+    return check
+
+
+async def _ask(
+    ctx: Context,
+    contract_id: int,
+    body: Reason,
+    update: UpdateMethodMultiParam[[ContractWorkflow, Said], ContractView],
+    said: Said,
+    check: Callable[[AsyncSession], Awaitable[int]],
+) -> ContractView:
+    async def call(flow: FlowCall) -> ContractView:
+        try:
+            return await ctx.flows.ask(
+                contracts.flow_id(contract_id), update, said, update_id=flow.update_id
+            )
+        except FlowClosed as over:
+            raise ContractClosed("the contract is closed", id=contract_id) from over
+
+    return await ctx.ask_flow(body, ContractView, call, reserve=check)
 
 
 async def _answer(ctx: Context, contract_id: int, body: Reason, *, agree: bool) -> ContractView:
@@ -127,14 +164,12 @@ async def _answer(ctx: Context, contract_id: int, body: Reason, *, agree: bool) 
             actor_id=ctx.actor.id,
             contract_id=contract_id,
         )
-    if view.state is not ContractState.proposed:
-        raise ContractClosed(
-            "the contract is no longer waiting for answers", id=contract_id, state=view.state.value
-        )
     answer = Answer(actor=ctx.actor, teacher_id=teacher_id, reason=body.reason)
     update = ContractWorkflow.agree if agree else ContractWorkflow.decline
-    answered: ContractView = await ctx.flows.ask(contracts.flow_id(contract_id), update, answer)
-    return answered
+    proposed = _in_state(
+        contract_id, (ContractState.proposed,), "the contract is no longer waiting for answers"
+    )
+    return await _ask(ctx, contract_id, body, update, answer, proposed)
 
 
 @router.post(
@@ -176,16 +211,13 @@ async def decline(
 async def terminate(
     contract_id: IdParam, body: Reason, ctx: Context = caller(Operation.terminate_contract)
 ) -> ContractView:
-    view = await _contract(ctx, contract_id)
-    if view.state not in (ContractState.proposed, ContractState.active):
-        raise ContractClosed(
-            "the contract is already closed", id=contract_id, state=view.state.value
-        )
     termination = Termination(actor=ctx.actor, reason=body.reason)
-    ended: ContractView = await ctx.flows.ask(
-        contracts.flow_id(contract_id), ContractWorkflow.terminate, termination
+    open_ = _in_state(
+        contract_id,
+        (ContractState.proposed, ContractState.active),
+        "the contract is already closed",
     )
-    return ended
+    return await _ask(ctx, contract_id, body, ContractWorkflow.terminate, termination, open_)
 
 
 @router.post(

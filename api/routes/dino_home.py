@@ -75,48 +75,46 @@ class PriorityOutcome(BaseModel):
 async def priority(
     body: Priority, ctx: Context = caller(Operation.dino_home_priority)
 ) -> PriorityOutcome:
-    async def op(session: AsyncSession) -> PriorityOutcome:
-        qualified = await dino_home.eligible(
+    async def qualify(session: AsyncSession) -> set[int]:
+        return await dino_home.eligible(
             session, (i.student_id for i in body.items), ctx.now, ctx.rules
         )
-        results: list[PriorityResult | None] = [None] * len(body.items)
-        # Requests first, each its own class-request flow as the batch of class requests makes
-        # them: their activities hold payments in their own transactions, which must not wait
-        # on the rows this transaction's bookings lock.
-        asks: list[int] = []
-        for n, item in enumerate(body.items):
-            if item.timeslot_id is not None:
-                continue
+
+    qualified = await ctx.read(qualify)
+    results: list[PriorityResult | None] = [None] * len(body.items)
+    asks = [n for n, item in enumerate(body.items) if item.timeslot_id is None]
+    gate = asyncio.Semaphore(8)
+
+    async def ask(n: int) -> None:
+        """A request is its own class-request flow (idempotent on the key and its position),
+        asked with no transaction open."""
+        item = body.items[n]
+        assert item.teacher_id is not None and item.start_at is not None
+        new = NewRequest(
+            student_id=item.student_id,
+            teacher_id=item.teacher_id,
+            start_at=item.start_at,
+            course_type=body.course_type,
+            payment=body.payment,
+        )
+        async with gate:
             try:
-                await dino_home.check_eligible(
-                    session, item.student_id, qualified, ctx.now, ctx.rules
+                await ctx.read(
+                    lambda session: dino_home.check_eligible(
+                        session, item.student_id, qualified, ctx.now, ctx.rules
+                    )
                 )
-                asks.append(n)
+                view = await flows.request_class(ctx, new, key_suffix=f"#{n}")
+                results[n] = PriorityResult(student_id=item.student_id, request=view)
             except Exception as exc:
                 results[n] = PriorityResult(student_id=item.student_id, error=error_body(exc))
-        gate = asyncio.Semaphore(8)
 
-        async def ask(n: int) -> None:
-            item = body.items[n]
-            assert item.teacher_id is not None and item.start_at is not None
-            new = NewRequest(
-                student_id=item.student_id,
-                teacher_id=item.teacher_id,
-                start_at=item.start_at,
-                course_type=body.course_type,
-                payment=body.payment,
-            )
-            async with gate:
-                try:
-                    view = await flows.request_class(ctx, new)
-                    results[n] = PriorityResult(student_id=item.student_id, request=view)
-                except Exception as exc:
-                    results[n] = PriorityResult(student_id=item.student_id, error=error_body(exc))
+    await asyncio.gather(*(ask(n) for n in asks))
 
-        await asyncio.gather(*(ask(n) for n in asks))
-
-        # Bookings: each in its own savepoint of this transaction, one after the other.
-        for n, item in enumerate(body.items):
+    async def book(session: AsyncSession) -> PriorityOutcome:
+        """The bookings, in one transaction, each in its own savepoint."""
+        booked: list[PriorityResult] = []
+        for item in body.items:
             if item.timeslot_id is None:
                 continue
             result = PriorityResult(student_id=item.student_id)
@@ -125,7 +123,7 @@ async def priority(
                     await dino_home.check_eligible(
                         session, item.student_id, qualified, ctx.now, ctx.rules
                     )
-                    booked, hold_flow = await classes.book_class(
+                    cls, hold_flow = await classes.book_class(
                         session,
                         student_id=item.student_id,
                         timeslot_id=item.timeslot_id,
@@ -136,17 +134,18 @@ async def priority(
                         now=ctx.now,
                         rules=ctx.rules,
                     )
-                    result.booked = ClassOut.model_validate(booked)
+                    result.booked = ClassOut.model_validate(cls)
                 if hold_flow is not None:
                     ctx.after_commit(
-                        ctx.flows.tell_hold_booked, hold_flow, booked.id, item.timeslot_id
+                        ctx.flows.tell_hold_booked, hold_flow, cls.id, item.timeslot_id
                     )
             except Exception as exc:
                 result.error = error_body(exc)
-            results[n] = result
-        return PriorityOutcome(
-            week=dino_home.current_week(ctx.now, ctx.rules),
-            results=[r for r in results if r is not None],
-        )
+            booked.append(result)
+        return PriorityOutcome(week=dino_home.current_week(ctx.now, ctx.rules), results=booked)
 
-    return await ctx.run(body, PriorityOutcome, op)
+    bookings = iter((await ctx.run(body, PriorityOutcome, book)).results)
+    return PriorityOutcome(
+        week=dino_home.current_week(ctx.now, ctx.rules),
+        results=[r if r is not None else next(bookings) for r in results],
+    )

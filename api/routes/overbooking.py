@@ -4,6 +4,7 @@ registration (H5-10), instant class (H5-9), the classroom's entry report with it
 followed by its workflow, overbook-{class_id}."""
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from fastapi import APIRouter, BackgroundTasks
@@ -15,6 +16,7 @@ from api.context import Context, caller, describe
 from api.flows import Flows
 from api.types import Id, IdParam, Text, TimeZone, UtcDatetime
 from domain.channels import Operation
+from domain.errors import Unavailable
 from domain.overbooking import (
     OverbookedClassInput,
     OverbookKind,
@@ -71,10 +73,14 @@ class OverbookedClassOut(BaseModel):
     swaps: list[SwapView]
 
 
-async def _follow(ctx: Context, booked: OverbookView) -> None:
-    """Start the class's flow inside the booking's transaction: if Temporal cannot take it,
-    the booking rolls back (503) and nothing is charged. A flow whose booking then failed to
-    commit finds no class at the start and ends."""
+async def _follow(
+    ctx: Context, body: BaseModel, book: Callable[[AsyncSession], Awaitable[OverbookView]]
+) -> OverbookView:
+    """Book in one transaction, then start the class's flow (no transaction waits on
+    Temporal). Starting is idempotent, so a replay of the same Idempotency-Key starts it too.
+    If Temporal cannot take it, the booking is taken back and the caller gets 503: nothing
+    happened, and a retry acts again."""
+    booked = await ctx.run(body, OverbookView, book)
     pairs = [
         SearchAttributePair(FLOW, "overbook"),
         SearchAttributePair(STUDENT_ID, str(booked.student_id)),
@@ -82,19 +88,28 @@ async def _follow(ctx: Context, booked: OverbookView) -> None:
     ]
     if booked.teacher_id is not None:
         pairs.append(SearchAttributePair(TEACHER_ID, str(booked.teacher_id)))
-    await ctx.flows.start(
-        OverbookedClassWorkflow.run,
-        OverbookedClassInput(
-            class_id=booked.class_id,
-            student_id=booked.student_id,
-            start_at=booked.start_at,
-            wait_until=booked.wait_until,
-            retry_every=ctx.rules.overbooking.retry_every,
-            actor=ctx.actor,
-        ),
-        flow_id=overbooking.flow_id(booked.class_id),
-        search_attributes=TypedSearchAttributes(pairs),
-    )
+    try:
+        await ctx.flows.start(
+            OverbookedClassWorkflow.run,
+            OverbookedClassInput(
+                class_id=booked.class_id,
+                student_id=booked.student_id,
+                start_at=booked.start_at,
+                wait_until=booked.wait_until,
+                retry_every=ctx.rules.overbooking.retry_every,
+                actor=ctx.actor,
+            ),
+            flow_id=overbooking.flow_id(booked.class_id),
+            search_attributes=TypedSearchAttributes(pairs),
+        )
+    except Unavailable:
+        await ctx.undo(
+            lambda session: overbooking.undo_booking(
+                session, class_id=booked.class_id, actor=ctx.actor, now=ctx.now
+            )
+        )
+        raise
+    return booked
 
 
 @router.post(
@@ -114,7 +129,7 @@ async def book_overbooked(
     ctx.acts_for_student(body.student_id)
 
     async def op(session: AsyncSession) -> OverbookView:
-        booked = await overbooking.book(
+        return await overbooking.book(
             session,
             student_id=body.student_id,
             start_at=body.start_at,
@@ -125,10 +140,8 @@ async def book_overbooked(
             now=ctx.now,
             rules=ctx.rules,
         )
-        await _follow(ctx, booked)
-        return booked
 
-    return await ctx.run(body, OverbookView, op)
+    return await _follow(ctx, body, op)
 
 
 @router.post(
@@ -145,7 +158,7 @@ async def register_and_book_trial(
     body: NewStudentTrial, ctx: Context = caller(Operation.register_and_book_trial)
 ) -> OverbookView:
     async def op(session: AsyncSession) -> OverbookView:
-        booked = await overbooking.register_and_book_trial(
+        return await overbooking.register_and_book_trial(
             session,
             name=body.name,
             level=body.level,
@@ -155,10 +168,8 @@ async def register_and_book_trial(
             now=ctx.now,
             rules=ctx.rules,
         )
-        await _follow(ctx, booked)
-        return booked
 
-    return await ctx.run(body, OverbookView, op)
+    return await _follow(ctx, body, op)
 
 
 @router.post(
@@ -178,7 +189,7 @@ async def book_instant_class(
     ctx.acts_for_student(body.student_id)
 
     async def op(session: AsyncSession) -> OverbookView:
-        booked = await overbooking.book_instant(
+        return await overbooking.book_instant(
             session,
             student_id=body.student_id,
             course_type=body.course_type,
@@ -187,10 +198,8 @@ async def book_instant_class(
             now=ctx.now,
             rules=ctx.rules,
         )
-        await _follow(ctx, booked)
-        return booked
 
-    return await ctx.run(body, OverbookView, op)
+    return await _follow(ctx, body, op)
 
 
 async def _wake(flows: Flows, class_id: int, entered_at: datetime) -> None:
@@ -302,7 +311,7 @@ async def reserve_teachers(
     body: RunReservation, ctx: Context = caller(Operation.reserve_teachers)
 ) -> ReservationOutcome:
     log.info("teacher reservation run by %s/%s: %s", ctx.actor.channel, ctx.actor.id, body.reason)
-    handle = await ctx.flows.start_without_input(
+    outcome: ReservationOutcome = await ctx.flows.run_now(
         TeacherReservationWorkflow.run,
         flow_id=f"teacher-reservation-{int(ctx.now.timestamp())}",
         search_attributes=TypedSearchAttributes(
@@ -312,5 +321,4 @@ async def reserve_teachers(
             ]
         ),
     )
-    outcome: ReservationOutcome = await handle.result()
     return outcome

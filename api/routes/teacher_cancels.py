@@ -1,15 +1,18 @@
 """Teacher cancels a class and holds other times for the student (TCH-5). Each hold is a
 workflow, teacher-cancel-{class_id}; fireman may extend or end it."""
 
+from typing import TypeVar
+
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.workflow import UpdateMethodMultiParam
 
 from activities.teacher_cancel import hold_view
-from api.context import Context, caller, describe
+from api.context import Context, FlowCall, caller, describe
 from api.types import IdParam, Text, UtcDatetime
 from domain.channels import Operation
-from domain.errors import ClassNotCancellable, HoldClosed
+from domain.errors import ClassNotCancellable, FlowClosed, HoldClosed
 from domain.teacher_cancel import (
     Ending,
     Extension,
@@ -22,6 +25,7 @@ from workflows.common import search_attributes
 from workflows.teacher_cancel import TeacherCancelHoldWorkflow
 
 router = APIRouter(prefix="/v1", tags=["teacher cancels"])
+Change = TypeVar("Change", Extension, Ending)
 
 
 class TeacherCancel(BaseModel):
@@ -49,16 +53,22 @@ class Extend(BaseModel):
 async def teacher_cancel(
     class_id: IdParam, body: TeacherCancel, ctx: Context = caller(Operation.teacher_cancel)
 ) -> HoldView:
-    async def read(session: AsyncSession) -> tuple[int, int]:
+    async def read(session: AsyncSession) -> tuple[int | None, int]:
         found = await classes.get_class(session, class_id)
         ctx.acts_for_teacher(found.teacher_id)
+        return found.teacher_id, found.student_id
+
+    async def cancellable(session: AsyncSession) -> int:
+        found = await classes.get_class(session, class_id)
         if found.state is not ClassState.booked or found.teacher_id is None:
             raise ClassNotCancellable(
                 "the class is not booked with a teacher", class_id=class_id, state=found.state
             )
-        return found.teacher_id, found.student_id
+        return class_id
 
     teacher_id, student_id = await ctx.read(read)
+    if teacher_id is None:
+        raise ClassNotCancellable("the class has no teacher", class_id=class_id)
     cancel = TeacherCancelInput(
         class_id=class_id,
         teacher_id=teacher_id,
@@ -68,12 +78,13 @@ async def teacher_cancel(
         actor=ctx.actor,
     )
 
-    async def op(_: AsyncSession) -> HoldView:
-        view: HoldView = await ctx.flows.start_and_ask(
+    async def call(flow: FlowCall) -> HoldView:
+        return await ctx.flows.start_and_ask(
             TeacherCancelHoldWorkflow.run,
             cancel,
             flow_id=holds.flow_id(class_id),
             update=TeacherCancelHoldWorkflow.opened,
+            update_id=flow.update_id,
             search_attributes=search_attributes(
                 "teacher_cancel",
                 student_id=student_id,
@@ -81,20 +92,35 @@ async def teacher_cancel(
                 channel=ctx.actor.channel.value,
             ),
         )
-        return view
 
-    return await ctx.run(body, HoldView, op)
+    return await ctx.ask_flow(body, HoldView, call, reserve=cancellable)
 
 
-async def _holding(ctx: Context, class_id: int) -> None:
-    """Refuse, from the database, to change a hold that is over (its flow may be gone)."""
+async def _change(
+    ctx: Context,
+    class_id: int,
+    body: BaseModel | None,
+    update: UpdateMethodMultiParam[[TeacherCancelHoldWorkflow, Change], HoldView],
+    change: Change,
+) -> HoldView:
+    """Ask the hold's flow. A new change to a hold that is over is refused from the database
+    (its flow may be gone); a retry with the same Idempotency-Key gets the first answer."""
 
-    async def read(session: AsyncSession) -> HoldState:
-        return (await holds.get_hold(session, class_id)).state
+    async def holding(session: AsyncSession) -> int:
+        state = (await holds.get_hold(session, class_id)).state
+        if state is not HoldState.holding:
+            raise HoldClosed("the hold is over", class_id=class_id, state=state.value)
+        return class_id
 
-    state = await ctx.read(read)
-    if state is not HoldState.holding:
-        raise HoldClosed("the hold is over", class_id=class_id, state=state.value)
+    async def call(flow: FlowCall) -> HoldView:
+        try:
+            return await ctx.flows.ask(
+                holds.flow_id(class_id), update, change, update_id=flow.update_id
+            )
+        except FlowClosed as over:
+            raise HoldClosed("the hold is over", class_id=class_id) from over
+
+    return await ctx.ask_flow(body, HoldView, call, reserve=holding)
 
 
 @router.get(
@@ -117,15 +143,8 @@ async def read_hold(class_id: IdParam, ctx: Context = caller(Operation.read_clas
 async def extend_hold(
     class_id: IdParam, body: Extend, ctx: Context = caller(Operation.manage_hold)
 ) -> HoldView:
-    async def op(_: AsyncSession) -> HoldView:
-        await _holding(ctx, class_id)
-        extension = Extension(until=body.until, actor=ctx.actor)
-        view: HoldView = await ctx.flows.ask(
-            holds.flow_id(class_id), TeacherCancelHoldWorkflow.extend, extension
-        )
-        return view
-
-    return await ctx.run(body, HoldView, op)
+    extension = Extension(until=body.until, actor=ctx.actor)
+    return await _change(ctx, class_id, body, TeacherCancelHoldWorkflow.extend, extension)
 
 
 @router.post(
@@ -133,11 +152,5 @@ async def extend_hold(
     **describe(Operation.manage_hold, ["TCH-5"], "Fireman ends the hold now."),
 )
 async def end_hold(class_id: IdParam, ctx: Context = caller(Operation.manage_hold)) -> HoldView:
-    async def op(_: AsyncSession) -> HoldView:
-        await _holding(ctx, class_id)
-        view: HoldView = await ctx.flows.ask(
-            holds.flow_id(class_id), TeacherCancelHoldWorkflow.end, Ending(actor=ctx.actor)
-        )
-        return view
-
-    return await ctx.run(None, HoldView, op)
+    ending = Ending(actor=ctx.actor)
+    return await _change(ctx, class_id, None, TeacherCancelHoldWorkflow.end, ending)

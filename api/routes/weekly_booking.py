@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.context import Context, caller, describe
+from api.context import Context, FlowCall, caller, describe
 from api.types import Id, IdParam
 from domain.auto_booking import ResultView, RuleView, RunKind, RunRequest, RunView, Wish
 from domain.channels import Operation
@@ -126,17 +126,17 @@ async def start_run(body: NewRun, ctx: Context = caller(Operation.run_weekly_boo
         kind=body.kind, actor=ctx.actor, week=body.week, student_id=body.student_id
     )
 
-    async def check(session: AsyncSession) -> int:
+    async def reserve(session: AsyncSession) -> int:
         await auto_booking.check_run(session, request, ctx.now, ctx.rules)
         return await auto_booking.next_run_id(session)
 
-    async def op(_: AsyncSession) -> RunView:
-        run_id = await ctx.read(check)
-        view: RunView = await ctx.flows.start_and_ask(
+    async def call(flow: FlowCall) -> RunView:
+        return await ctx.flows.start_and_ask(
             WeeklyBookingWorkflow.run,
-            request.model_copy(update={"run_id": run_id}),
-            flow_id=f"{body.kind.flow_prefix}-{run_id}",
+            request.model_copy(update={"run_id": flow.reserved}),
+            flow_id=f"{body.kind.flow_prefix}-{flow.reserved}",
             update=WeeklyBookingWorkflow.started,
+            update_id=flow.update_id,
             search_attributes=search_attributes(
                 body.kind.flow_prefix,
                 student_id=body.student_id or 0,
@@ -144,9 +144,8 @@ async def start_run(body: NewRun, ctx: Context = caller(Operation.run_weekly_boo
                 channel=ctx.actor.channel.value,
             ),
         )
-        return view
 
-    return await ctx.run(body, RunView, op)
+    return await ctx.ask_flow(body, RunView, call, reserve=reserve)
 
 
 @router.get(
