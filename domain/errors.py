@@ -121,6 +121,33 @@ class HoldClosed(DomainError):
     code = "hold_closed"
 
 
+class FlowClosed(DomainError):
+    """The workflow asked is over (its business record says why)."""
+
+    code = "flow_closed"
+
+
+class Unavailable(DomainError):
+    """A dependency is down or too slow: nothing was decided; retry (with the same
+    Idempotency-Key, to act at most once)."""
+
+    status = 503
+
+
+class DatabaseUnavailable(Unavailable):
+    code = "database_unavailable"
+
+
+class DatabaseBusy(Unavailable):
+    """Every pooled connection stayed busy for the pool timeout."""
+
+    code = "database_busy"
+
+
+class TemporalUnavailable(Unavailable):
+    code = "temporal_unavailable"
+
+
 class Unauthenticated(DomainError):
     status = 401
     code = "unauthenticated"

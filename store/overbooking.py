@@ -42,10 +42,10 @@ from domain.overbooking import (
 )
 from domain.payment import Payment
 from domain.rules import BookingRules, check_on_grid
-from domain.words import Asset, ClassLabel, ClassState, CourseType
+from domain.words import Asset, ClassLabel, ClassState, CourseType, TimeslotState
 from store import audit, classes, ledger, people
 from store.db import get_or_404
-from store.models import Class, OverbookedClass, TeacherSwap
+from store.models import Class, OverbookedClass, TeacherSwap, Timeslot
 
 RESERVATION_ORIGIN = "teacher-reservation"
 # pg_advisory_xact_lock key of the teacher reservation (any constant bigint, ours alone).
@@ -398,7 +398,32 @@ async def give_up(
     return await view(session, class_id)
 
 
-async def _fail(session: AsyncSession, class_id: int, actor: Actor, now: datetime) -> None:
+async def undo_booking(
+    session: AsyncSession, *, class_id: int, actor: Actor, now: datetime
+) -> None:
+    """The class's flow could not be started once its booking had committed: take the booking
+    back (the class cancelled and refunded in full, a matched teacher's slot open again), so
+    that the 503 its caller gets means that nothing happened."""
+    row = await _row(session, class_id, lock=True)
+    if row["class_state"] != ClassState.booked.value:
+        return
+    if row["timeslot_id"] is not None:
+        await session.execute(
+            update(Timeslot)
+            .where(Timeslot.id == row["timeslot_id"], Timeslot.state == TimeslotState.booked)
+            .values(state=TimeslotState.open, updated_at=now)
+        )
+    await _fail(session, class_id, actor, now, reason="flow_not_started")
+
+
+async def _fail(
+    session: AsyncSession,
+    class_id: int,
+    actor: Actor,
+    now: datetime,
+    *,
+    reason: str = "no_teacher",
+) -> None:
     cancelled = await session.scalar(
         update(Class)
         .where(Class.id == class_id, Class.state == ClassState.booked)
@@ -421,7 +446,7 @@ async def _fail(session: AsyncSession, class_id: int, actor: Actor, now: datetim
         .values(state=OverbookState.failed, updated_at=now)
     )
     await audit.record(
-        session, "class", [class_id], "cancelled", actor, now, refunded=True, reason="no_teacher"
+        session, "class", [class_id], "cancelled", actor, now, refunded=True, reason=reason
     )
 
 
