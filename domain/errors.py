@@ -47,6 +47,19 @@ class CourseTypeNotTaught(Invalid):
     code = "course_type_not_taught"
 
 
+class CourseTypeNotForChineseTeacher(Invalid):
+    """Chinese teachers teach only the Chinese half of all-round advanced and of
+    dual-excellence contracts."""
+
+    code = "course_type_not_for_chinese_teacher"
+
+
+class L7StudentsOnly(Invalid):
+    """L7 advanced major classes (l7_major) are for Level 7 students."""
+
+    code = "l7_students_only"
+
+
 class CouponWrongCourseType(Invalid):
     code = "coupon_wrong_course_type"
 

@@ -1,16 +1,30 @@
-"""Time and price rules (docs/rules.md "Time rules"): every default is a setting."""
+"""Time and price rules (docs/rules.md "Time rules"): every default is a setting. And who
+teaches and takes what: teachers' certifications, Chinese teachers, L7 classes."""
 
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime, time, timedelta
 
 from pydantic import BaseModel
 
-from domain.errors import InPast, OffGrid, OutsideWindow
+from domain.errors import (
+    CourseTypeNotForChineseTeacher,
+    CourseTypeNotTaught,
+    InPast,
+    L7StudentsOnly,
+    OffGrid,
+    OutsideWindow,
+)
 from domain.overbooking import OverbookingRules
 from domain.values import LocalTime, TimeZone
 from domain.window import check_window
-from domain.words import Asset, CourseType
+from domain.words import Asset, CourseType, TeacherKind
 
 SLOT = timedelta(minutes=30)
+# What a Chinese teacher may be certified for: the Chinese half of all-round advanced. (The
+# Chinese half of a dual-excellence contract needs no certification beyond the kind.)
+CHINESE_TEACHER_COURSE_TYPES = frozenset({CourseType.advanced})
+# The level of the students who take L7 advanced major classes.
+L7 = 7
 
 
 class BookingRules(BaseModel):
@@ -56,6 +70,61 @@ def check_teacher_can_open(start_at: datetime, now: datetime, rules: BookingRule
             "teachers open timeslots up to the limit ahead",
             start_at=start_at.isoformat(),
             latest=(now + rules.teacher_open_ahead).isoformat(),
+        )
+
+
+def check_certification(kind: TeacherKind, course_types: Iterable[CourseType]) -> None:
+    """A teacher registered as Chinese is certified only for all-round advanced."""
+    if kind is TeacherKind.chinese:
+        others = sorted({c.value for c in course_types} - CHINESE_TEACHER_COURSE_TYPES)
+        if others:
+            raise CourseTypeNotForChineseTeacher(
+                "a Chinese teacher teaches only the Chinese half of all-round advanced and of "
+                "dual-excellence contracts",
+                course_types=others,
+                allowed=sorted(CHINESE_TEACHER_COURSE_TYPES),
+            )
+
+
+def check_teaches(
+    teacher_id: int,
+    kind: TeacherKind,
+    certified: Collection[str],
+    course_type: CourseType,
+    *,
+    contract: bool = False,
+) -> None:
+    """The teacher may teach a class of this course type: one they are certified for, and for a
+    Chinese teacher only the Chinese half of all-round advanced, or of a dual-excellence
+    contract (`contract`), whatever the contract's course type."""
+    if kind is TeacherKind.chinese:
+        if contract:
+            return
+        if course_type not in CHINESE_TEACHER_COURSE_TYPES:
+            raise CourseTypeNotForChineseTeacher(
+                "a Chinese teacher teaches only the Chinese half of all-round advanced and of "
+                "dual-excellence contracts",
+                teacher_id=teacher_id,
+                course_type=course_type.value,
+            )
+    if course_type.value not in certified:
+        raise CourseTypeNotTaught(
+            "the teacher does not teach this course type",
+            teacher_id=teacher_id,
+            course_type=course_type.value,
+            teaches=sorted(certified),
+        )
+
+
+def check_student_takes(student_id: int, level: int, course_type: CourseType) -> None:
+    """L7 advanced major classes are for Level 7 students only."""
+    if course_type is CourseType.l7_major and level != L7:
+        raise L7StudentsOnly(
+            "L7 major classes are for Level 7 students",
+            student_id=student_id,
+            level=level,
+            course_type=course_type.value,
+            required_level=L7,
         )
 
 

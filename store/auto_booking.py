@@ -34,7 +34,7 @@ from domain.auto_booking import (
 )
 from domain.channels import Actor
 from domain.errors import NoExclusiveTeacher, NotFound
-from domain.rules import BookingRules
+from domain.rules import BookingRules, check_student_takes
 from domain.weekly import WEEK, Weekday, at, is_monday, next_week, on_half_hour
 from domain.words import CourseType
 from store import audit
@@ -57,7 +57,8 @@ async def save_rule(
     now: datetime,
 ) -> RuleView:
     """LP-1: a student's rule, replacing the one of that kind."""
-    await get_student(session, student_id)
+    student = await get_student(session, student_id)
+    check_student_takes(student.id, student.level, course_type)
     if len(set(wishes)) != len(wishes):
         raise BadRule("each wished time once", field="wishes")
     for wish in wishes:

@@ -9,9 +9,15 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.channels import Actor
-from domain.errors import CourseTypeNotTaught, RequestClosed, StudentBusy
+from domain.errors import RequestClosed, StudentBusy
 from domain.payment import Payment
-from domain.rules import BookingRules, check_can_request, request_deadline
+from domain.rules import (
+    BookingRules,
+    check_can_request,
+    check_student_takes,
+    check_teaches,
+    request_deadline,
+)
 from domain.words import ClassState, CourseType, Direction, RequestState, TimeslotState
 from store import audit, classes, inventory, ledger
 from store.db import get_or_404
@@ -44,15 +50,11 @@ async def check_request(
     rules: BookingRules,
 ) -> None:
     """What can be refused before a flow starts: unknown people, time rules, course type."""
-    await get_student(session, student_id)
+    student = await get_student(session, student_id)
     teacher = await get_teacher(session, teacher_id)
     check_can_request(start_at, now, rules)
-    if course_type.value not in teacher.course_types:
-        raise CourseTypeNotTaught(
-            "the teacher does not teach this course type",
-            teacher_id=teacher_id,
-            course_type=course_type.value,
-        )
+    check_student_takes(student.id, student.level, course_type)
+    check_teaches(teacher.id, teacher.kind, teacher.course_types, course_type)
 
 
 async def create_request(

@@ -15,13 +15,18 @@ from domain.channels import Actor
 from domain.errors import (
     ClassNotCancellable,
     ClassStarted,
-    CourseTypeNotTaught,
     MixedTeachers,
     StudentBusy,
 )
 from domain.payment import Payment
-from domain.rules import BookingRules, check_student_can_book, refund_due
-from domain.words import ClassState, CourseType
+from domain.rules import (
+    BookingRules,
+    check_student_can_book,
+    check_student_takes,
+    check_teaches,
+    refund_due,
+)
+from domain.words import ClassState, CourseType, Direction
 from store import audit, holds, inventory, ledger
 from store.db import get_or_404
 from store.models import Class, Teacher, Timeslot
@@ -46,7 +51,8 @@ async def book_class(
     other offered slots are removed in the same transaction, and the hold's flow id comes back
     with the class, for the caller to tell the flow once committed.
     """
-    await get_student(session, student_id)
+    student = await get_student(session, student_id)
+    check_student_takes(student.id, student.level, course_type)
     slot = await inventory.take_slot(
         session, timeslot_id, student_id=student_id, now=now, rules=rules
     )
@@ -81,13 +87,13 @@ async def new_class(
 ) -> Class:
     """The class on a slot this transaction has taken, paid with the charge."""
     teacher = await session.get_one(Teacher, slot.teacher_id)
-    if course_type.value not in teacher.course_types:
-        raise CourseTypeNotTaught(
-            "the teacher does not teach this course type",
-            teacher_id=teacher.id,
-            course_type=course_type.value,
-            teaches=teacher.course_types,
-        )
+    check_teaches(
+        teacher.id,
+        teacher.kind,
+        teacher.course_types,
+        course_type,
+        contract=slot.direction is Direction.contract,
+    )
     booked = await paid_class(
         session,
         student_id=student_id,

@@ -25,9 +25,15 @@ from domain.contract import (
     WeeklyTime,
     WeekOutcome,
 )
-from domain.errors import CourseTypeNotTaught, DomainError
+from domain.errors import DomainError
 from domain.payment import Payment
-from domain.rules import BookingRules, check_on_grid, check_student_can_book
+from domain.rules import (
+    BookingRules,
+    check_on_grid,
+    check_student_can_book,
+    check_student_takes,
+    check_teaches,
+)
 from domain.weekly import WEEK, Weekday, at, is_monday, on_half_hour, week_of, week_start
 from domain.words import ClassState, CourseType, Direction, TeacherKind, TimeslotState
 from store import audit, classes, inventory, ledger
@@ -65,7 +71,8 @@ async def check_proposal(
     rules: BookingRules,
 ) -> None:
     """What is refused before a flow starts: unknown people, kinds, course type, times."""
-    await get_student(session, student_id)
+    student = await get_student(session, student_id)
+    check_student_takes(student.id, student.level, course_type)
     for role, slot, kind in (
         (Role.chinese, chinese, TeacherKind.chinese),
         (Role.foreign, foreign, TeacherKind.foreign),
@@ -78,12 +85,9 @@ async def check_proposal(
                 teacher_id=teacher.id,
                 kind=teacher.kind.value,
             )
-        if course_type.value not in teacher.course_types:
-            raise CourseTypeNotTaught(
-                "the teacher does not teach this course type",
-                teacher_id=teacher.id,
-                course_type=course_type.value,
-            )
+        # The Chinese half of a contract is any Chinese teacher's; the foreign teacher is
+        # certified for the course type.
+        check_teaches(teacher.id, teacher.kind, teacher.course_types, course_type, contract=True)
         if not on_half_hour(slot.start):
             raise BadContract(
                 "a weekly time starts on :00 or :30", role=role.value, start=slot.start.isoformat()

@@ -41,7 +41,7 @@ from domain.overbooking import (
     instant_start,
 )
 from domain.payment import Payment
-from domain.rules import BookingRules, check_on_grid
+from domain.rules import BookingRules, check_on_grid, check_student_takes
 from domain.words import Asset, ClassLabel, ClassState, CourseType, TimeslotState
 from store import audit, classes, ledger, people
 from store.db import get_or_404
@@ -72,7 +72,8 @@ async def book(
     rules: BookingRules,
 ) -> OverbookView:
     """A class at start_at with no teacher, paid at once; its flow is started by the caller."""
-    await people.get_student(session, student_id)
+    student = await people.get_student(session, student_id)
+    check_student_takes(student.id, student.level, course_type)
     check_on_grid(start_at)
     if kind is not OverbookKind.instant:
         check_can_overbook(start_at, now, rules.overbooking)

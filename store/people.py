@@ -5,6 +5,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.rules import check_certification
 from domain.words import CourseType, TeacherKind
 from store.db import get_or_404
 from store.models import Student, Teacher
@@ -19,6 +20,7 @@ async def register_teacher(
     course_types: Sequence[CourseType],
     now: datetime,
 ) -> Teacher:
+    check_certification(kind, course_types)
     teacher = Teacher(
         name=name,
         kind=kind,

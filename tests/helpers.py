@@ -36,8 +36,10 @@ async def teacher(
     return int(r.json()["id"])
 
 
-async def student(api: httpx.AsyncClient, *, credits: dict[str, int] | None = None) -> int:
-    r = await api.post("/v1/students", json={"name": "S"}, headers=CC)
+async def student(
+    api: httpx.AsyncClient, *, credits: dict[str, int] | None = None, level: int = 1
+) -> int:
+    r = await api.post("/v1/students", json={"name": "S", "level": level}, headers=CC)
     assert r.status_code == 201, r.text
     student_id = int(r.json()["id"])
     for course_type, amount in (credits or {}).items():

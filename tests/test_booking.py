@@ -186,9 +186,9 @@ async def test_expired_coupon_is_refused(api: httpx.AsyncClient, clock: Clock) -
 async def test_book_with_energy_stones_at_the_set_price(
     api: httpx.AsyncClient, db: Sessions
 ) -> None:
-    """H5-1 (stones), H5-3 (special), H5-4 (L7 major)."""
+    """H5-1 (stones), H5-3 (special), H5-4 (L7 major, for a Level 7 student)."""
     t = await teacher(api, course_types=("major", "special", "l7_major"))
-    s = await student(api)
+    s = await student(api, level=7)
     await grant(api, s, "stones", 250)
     slots = await open_slots(api, t, T0 + 2 * DAY, T0 + 3 * DAY, T0 + 4 * DAY)
     stones = {"asset": "stones"}

@@ -37,7 +37,9 @@ FOREIGN_AT = ("thursday", time(19, 30))
 
 
 async def pair(api: httpx.AsyncClient) -> tuple[int, int]:
-    chinese = await teacher(api, kind="chinese", course_types=("major",))
+    # A Chinese teacher is certified for all-round advanced only, and teaches the Chinese half
+    # of a contract whatever its course type.
+    chinese = await teacher(api, kind="chinese", course_types=("advanced",))
     foreign = await teacher(api, kind="foreign", course_types=("major",))
     return chinese, foreign
 

@@ -22,7 +22,8 @@ TEACHERS = [
         TeacherKind.foreign,
         [CourseType.major, CourseType.l7_major, CourseType.advanced],
     ),
-    ("Wang Fang (Chinese)", TeacherKind.chinese, [CourseType.major, CourseType.advanced]),
+    # A Chinese teacher teaches the Chinese half of all-round advanced and of contracts only.
+    ("Wang Fang (Chinese)", TeacherKind.chinese, [CourseType.advanced]),
 ]
 # Evenings in Beijing (UTC+8): 18:00-21:00 local is 10:00-13:00 UTC.
 DAILY_STARTS_UTC = [timedelta(hours=10, minutes=30 * i) for i in range(6)]
