@@ -94,7 +94,8 @@ class Timeslot(Base):
 
     __tablename__ = "timeslots"
     __table_args__ = (
-        CheckConstraint("extract(epoch from start_at)::bigint % 1800 = 0", name="on_grid"),
+        # On :00 or :30, to the second.
+        CheckConstraint("extract(epoch from start_at) % 1800 = 0", name="on_grid"),
         # One live timeslot per teacher and start.
         Index(
             "uq_timeslots_live_teacher_start",
@@ -141,6 +142,8 @@ class Class(Base):
         ),
         Index("ix_classes_teacher_start", "teacher_id", "start_at"),
         CheckConstraint("payment_amount > 0", name="payment_positive"),
+        # On :00 or :30, to the second, like its timeslot (over-booked classes have none).
+        CheckConstraint("extract(epoch from start_at) % 1800 = 0", name="on_grid"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
