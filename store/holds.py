@@ -4,11 +4,11 @@ for that student until the hold expires; booking one removes the others."""
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.channels import Actor
-from domain.errors import ForbiddenActor, HoldClosed
+from domain.errors import ForbiddenActor, HoldClosed, NotFound
 from domain.rules import BookingRules, check_teacher_can_open
 from domain.words import Direction, HoldState, TimeslotState
 from store import audit, classes, inventory
@@ -108,21 +108,26 @@ async def held_slot_booked(
 async def close_hold(
     session: AsyncSession, class_id: int, state: HoldState, actor: Actor, now: datetime
 ) -> TeacherCancel:
-    """The timer expired the hold, or fireman ended it: what is still open is removed."""
-    record = await get_hold(session, class_id)
-    if record.state is HoldState.holding:
-        record.state, record.updated_at = state, now
-        await _remove_open(session, class_id, actor, now, f"hold_{state.value}")
+    """The timer expired the hold, or fireman ended it: what is still open is removed.
+
+    One conditional UPDATE (`WHERE state = 'holding'`): a hold that a booking (or another
+    close) changed first is left as it is and returned as it now stands, never overwritten.
+    """
+    record = await _while_holding(session, class_id, state=state, updated_at=now)
+    if record is None:
+        return await _current(session, class_id)
+    await _remove_open(session, class_id, actor, now, f"hold_{state.value}")
     return record
 
 
 async def extend_hold(
     session: AsyncSession, class_id: int, until: datetime, actor: Actor, now: datetime
 ) -> TeacherCancel:
-    record = await get_hold(session, class_id)
-    if record.state is not HoldState.holding:
-        raise HoldClosed("the hold is over", class_id=class_id, state=record.state.value)
-    record.expires_at, record.updated_at = until, now
+    """Fireman moves the expiry, only while the hold is holding (one conditional UPDATE)."""
+    record = await _while_holding(session, class_id, expires_at=until, updated_at=now)
+    if record is None:
+        current = await _current(session, class_id)
+        raise HoldClosed("the hold is over", class_id=class_id, state=current.state.value)
     extended = await session.scalars(
         update(Timeslot)
         .where(Timeslot.origin == flow_id(class_id), Timeslot.state == TimeslotState.open)
@@ -137,6 +142,32 @@ async def extend_hold(
 
 async def get_hold(session: AsyncSession, class_id: int) -> TeacherCancel:
     return await get_or_404(session, TeacherCancel, "teacher_cancel", class_id)
+
+
+async def _while_holding(
+    session: AsyncSession, class_id: int, **values: object
+) -> TeacherCancel | None:
+    """Change the hold if it is still holding when this statement runs; None otherwise."""
+    record: TeacherCancel | None = await session.scalar(
+        update(TeacherCancel)
+        .where(TeacherCancel.class_id == class_id, TeacherCancel.state == HoldState.holding)
+        .values(**values)
+        .returning(TeacherCancel)
+        .execution_options(populate_existing=True)
+    )
+    return record
+
+
+async def _current(session: AsyncSession, class_id: int) -> TeacherCancel:
+    """The hold as committed now, not as this session read it before."""
+    record: TeacherCancel | None = await session.scalar(
+        select(TeacherCancel)
+        .where(TeacherCancel.class_id == class_id)
+        .execution_options(populate_existing=True)
+    )
+    if record is None:
+        raise NotFound("teacher_cancel", class_id)
+    return record
 
 
 async def offered_slots(session: AsyncSession, class_id: int) -> list[Timeslot]:

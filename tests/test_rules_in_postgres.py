@@ -4,14 +4,23 @@ indexes, conditional updates and row locks, each with the race or the state that
 covers: PAR-1, PAR-3, TCH-3, TCH-5, SD-4, SD-6, LP-1, H5-10, TMK-1
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+from domain.channels import Actor, Channel
+from domain.errors import HoldClosed
+from domain.words import HoldState, TimeslotState
+from store import holds
 from store.db import Sessions
-from tests.conftest import T0
+from tests.conftest import T0, Stack
+from tests.helpers import (
+    assert_money_consistent,
+    book,
+)
+from tests.test_teacher_cancel_flow import booked_class, teacher_cancels
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -65,3 +74,38 @@ async def test_postgres_refuses_a_class_or_a_timeslot_off_the_grid(
     await sql(db, new_class, s=student_id, start=start, now=T0)
     await sql(db, new_slot, t=teacher_id, start=start, now=T0)
     assert await sql(db, "SELECT count(*) FROM classes") == [(1,)]
+
+
+# --- 3. a hold's expiry or extension never overwrites a booking ---------------------------------
+
+FIREMAN_ACTOR = Actor(channel=Channel.fireman, id="ops-1")
+
+
+async def test_a_hold_booked_meanwhile_is_neither_expired_nor_extended(
+    stack: Stack, db: Sessions
+) -> None:
+    """TCH-5: the timer's close_hold and fireman's extend_hold read the hold while it is
+    holding; the student books an offered slot and commits; then each step writes. The hold
+    stays booked: close changes nothing, extend is refused with hold_closed."""
+    api = stack.api
+    t, s, class_id, start = await booked_class(stack)
+    hold = (await teacher_cancels(api, t, class_id, start + DAY, start + 2 * DAY)).json()
+    first, second = (o["id"] for o in hold["offered"])
+    now = await stack.now()
+    async with db.begin() as timer, db.begin() as extension:
+        # Each step's read, kept (the session's identity map holds what is referenced).
+        read = [await holds.get_hold(session, class_id) for session in (timer, extension)]
+        assert {record.state for record in read} == {HoldState.holding}
+        r = await book(api, s, first)
+        assert r.status_code == 201, r.text
+        closed = await holds.close_hold(timer, class_id, HoldState.expired, FIREMAN_ACTOR, now)
+        assert closed.state is HoldState.booked
+        with pytest.raises(HoldClosed):
+            await holds.extend_hold(extension, class_id, now + 2 * DAY, FIREMAN_ACTOR, now)
+    async with db() as session:
+        record = await holds.get_hold(session, class_id)
+        assert (record.state, record.booked_class_id) == (HoldState.booked, r.json()["id"])
+        assert record.expires_at == datetime.fromisoformat(hold["expires_at"])
+        states = {slot.id: slot.state for slot in await holds.offered_slots(session, class_id)}
+    assert states == {first: TimeslotState.booked, second: TimeslotState.removed}
+    await assert_money_consistent(db)
