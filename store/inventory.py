@@ -139,8 +139,13 @@ async def take_slot(
 ) -> Timeslot:
     """Mark an open slot booked for this student, or say exactly why it cannot be.
 
-    With rules, the exclusive-teacher priority window (SD-2) applies too."""
-    slot: Timeslot | None = await session.scalar(
+    With rules, the exclusive-teacher priority window (SD-2) applies too.
+
+    The conditional UPDATE sees the slot as it was when it started; a cancel may have freed it
+    since. So a miss locks the slot as it now is and tries once more; only then, from that
+    locked row, it says why not (never `slot_reserved` for a general slot someone just freed).
+    """
+    take = (
         update(Timeslot)
         .where(
             Timeslot.id == timeslot_id,
@@ -150,10 +155,15 @@ async def take_slot(
         )
         .values(state=TimeslotState.booked, updated_at=now)
         .returning(Timeslot)
+        .execution_options(populate_existing=True)
     )
-    if slot is not None:
-        return slot
-    slot = await get_timeslot(session, timeslot_id)
+    taken: Timeslot | None = await session.scalar(take)
+    if taken is not None:
+        return taken
+    slot = await _lock(session, timeslot_id)
+    taken = await session.scalar(take)
+    if taken is not None:
+        return taken
     held_for_student = slot.direction is Direction.student and slot.direction_target == str(
         student_id
     )
@@ -171,6 +181,14 @@ async def take_slot(
         timeslot_id=slot.id,
         direction=slot.direction.value,
     )
+
+
+async def _lock(session: AsyncSession, timeslot_id: int) -> Timeslot:
+    """The slot as committed now, locked until this transaction ends."""
+    slot = await session.get(Timeslot, timeslot_id, with_for_update=True, populate_existing=True)
+    if slot is None:
+        raise NotFound("timeslot", timeslot_id)
+    return slot
 
 
 def _not_open(slot: Timeslot) -> SlotAlreadyBooked | SlotNotOpen:

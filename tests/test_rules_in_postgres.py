@@ -4,23 +4,38 @@ indexes, conditional updates and row locks, each with the race or the state that
 covers: PAR-1, PAR-3, TCH-3, TCH-5, SD-4, SD-6, LP-1, H5-10, TMK-1
 """
 
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
+import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.util import await_only
 
 from domain.channels import Actor, Channel
 from domain.errors import HoldClosed
 from domain.words import HoldState, TimeslotState
 from store import holds
 from store.db import Sessions
-from tests.conftest import T0, Stack
+from tests.conftest import T0, Clock, Stack
 from tests.helpers import (
+    as_,
     assert_money_consistent,
     book,
+    client_showing_500s,
+    open_slots,
+    student,
+    teacher,
 )
+from tests.test_races import outcome
 from tests.test_teacher_cancel_flow import booked_class, teacher_cancels
+from yueke.settings import Settings
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -108,4 +123,64 @@ async def test_a_hold_booked_meanwhile_is_neither_expired_nor_extended(
         assert record.expires_at == datetime.fromisoformat(hold["expires_at"])
         states = {slot.id: slot.state for slot in await holds.offered_slots(session, class_id)}
     assert states == {first: TimeslotState.booked, second: TimeslotState.removed}
+    await assert_money_consistent(db)
+
+
+# --- 5. a lost booking race is diagnosed from the slot as it is ---------------------------------
+
+
+@pytest.fixture
+async def api500(settings: Settings, clock: Clock) -> AsyncIterator[httpx.AsyncClient]:
+    """The API on the test clock, a 500 coming back as an answer to count (races)."""
+    async with client_showing_500s(settings, clock) as client:
+        yield client
+
+
+@contextmanager
+def after_a_missed_take(job: Callable[[], Awaitable[object]]) -> Iterator[list[object]]:
+    """Run `job` to its end right after the first conditional UPDATE of a timeslot that took
+    nothing, before the transaction that ran it says another word: the moment a concurrent
+    commit lands between a booking's attempt and its diagnosis."""
+    done: list[object] = []
+    started: list[bool] = []
+
+    def hook(conn: object, cursor: Any, statement: str, *_: object) -> None:
+        if started or not statement.startswith("UPDATE timeslots SET state"):
+            return
+        if "RETURNING" in statement and cursor.rowcount == 0:
+            started.append(True)
+            done.append(await_only(job()))
+
+    event.listen(Engine, "after_cursor_execute", hook)
+    try:
+        yield done
+    finally:
+        event.remove(Engine, "after_cursor_execute", hook)
+
+
+async def test_a_booker_racing_a_cancel_is_never_told_a_general_slot_is_reserved(
+    api500: httpx.AsyncClient, db: Sessions
+) -> None:
+    """PAR-1, PAR-3, H5-1, H5-5 (race): others book a slot while its student cancels; the
+    cancel commits right after a booker's conditional UPDATE missed the slot. That booker
+    answers from the slot locked as it now is: it books the slot freed meanwhile (never
+    `slot_reserved` with `direction: general`); the others hear slot_already_booked."""
+    api = api500
+    t = await teacher(api)
+    [slot] = await open_slots(api, t, T0 + 3 * DAY)
+    holder = await student(api, credits={"major": 1})
+    bookers = [await student(api, credits={"major": 1}) for _ in range(4)]
+    r = await book(api, holder, slot)
+    assert r.status_code == 201, r.text
+    cancel_url = f"/v1/classes/{r.json()['id']}/cancel"
+
+    async def cancel() -> httpx.Response:
+        return await api.post(cancel_url, json={}, headers=as_("parent_h5", holder))
+
+    with after_a_missed_take(cancel) as cancelled:
+        answers = await asyncio.gather(*(book(api, s, slot) for s in bookers))
+    assert [c.status_code for c in cancelled] == [200]  # type: ignore[attr-defined]
+    counted = Counter(outcome(r) for r in answers)
+    assert counted == {(201, None): 1, (409, "slot_already_booked"): 3}, counted
+    assert await sql(db, "SELECT count(*) FROM classes WHERE state = 'booked'") == [(1,)]
     await assert_money_consistent(db)
