@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.channels import Actor
 from domain.errors import ForbiddenActor, HoldClosed, NotFound
-from domain.rules import BookingRules, check_teacher_can_open
+from domain.rules import BookingRules, check_on_grid, check_student_can_book
 from domain.words import Direction, HoldState, TimeslotState
 from store import audit, classes, inventory
 from store.db import get_or_404
@@ -24,7 +24,13 @@ def flow_id(class_id: int) -> str:
 
 
 def is_offered(slot: Timeslot) -> bool:
-    return slot.origin is not None and slot.origin.startswith(FLOW)
+    """Held for the student by a teacher-cancel hold (a slot that was offered and has since
+    become general inventory keeps its origin, but is no longer held)."""
+    return (
+        slot.direction is Direction.student
+        and slot.origin is not None
+        and slot.origin.startswith(FLOW)
+    )
 
 
 async def cancel_by_teacher(
@@ -38,12 +44,17 @@ async def cancel_by_teacher(
     now: datetime,
     rules: BookingRules,
 ) -> tuple[TeacherCancel, list[Timeslot]]:
-    """Cancel the class with a full refund, keep the record, and hold each offered time."""
+    """Cancel the class with a full refund, keep the record, and hold each offered time.
+
+    Each offered time must be one the student can book now (on the grid, 1 h to 4 weeks
+    ahead: the student's booking window, not the teacher's 8 weeks), or it could never be
+    booked."""
     booked = await classes.get_class(session, class_id)
     if booked.teacher_id != teacher_id:
         raise ForbiddenActor("only the class's teacher cancels it", class_id=class_id)
     for start_at in offered:
-        check_teacher_can_open(start_at, now, rules)
+        check_on_grid(start_at)
+        check_student_can_book(start_at, now, rules)
     await classes.cancel_class(
         session,
         class_id=class_id,

@@ -201,11 +201,17 @@ async def give_back(session: AsyncSession, timeslot_id: int, now: datetime) -> T
     """A class cancelled by its student frees the slot.
 
     A slot made by approving a class request (TCH-3) turns into general inventory if the teacher
-    ticked "keep the slot", and is removed otherwise; any other slot opens again as it was.
+    ticked "keep the slot", and is removed otherwise. A slot a teacher offered after cancelling
+    (TCH-5, held for this student until the hold's expiry) turns into general inventory: the
+    hold is over once the student booked it, and the teacher is free then; left held, it would
+    be a slot nobody could book and the teacher could not reopen. Any other slot opens again as
+    it was.
     """
     slot = await session.get_one(Timeslot, timeslot_id, with_for_update=True)
     slot.state = TimeslotState.open
     slot.updated_at = now
+    if slot.direction is Direction.student:
+        slot.direction, slot.direction_target, slot.expires_at = Direction.general, None, None
     if slot.direction is Direction.request:
         keep = await session.scalar(
             select(ClassRequest.keep_slot).where(ClassRequest.id == int(slot.direction_target or 0))

@@ -25,14 +25,17 @@ from store import holds
 from store.db import Sessions
 from tests.conftest import T0, Clock, Stack
 from tests.helpers import (
+    LP,
     as_,
     assert_money_consistent,
     book,
     client_showing_500s,
     open_slots,
+    refused,
     student,
     teacher,
 )
+from tests.test_class_request_flow import on_grid
 from tests.test_races import outcome
 from tests.test_teacher_cancel_flow import booked_class, teacher_cancels
 from yueke.settings import Settings
@@ -184,3 +187,59 @@ async def test_a_booker_racing_a_cancel_is_never_told_a_general_slot_is_reserved
     assert counted == {(201, None): 1, (409, "slot_already_booked"): 3}, counted
     assert await sql(db, "SELECT count(*) FROM classes WHERE state = 'booked'") == [(1,)]
     await assert_money_consistent(db)
+
+
+# --- 1, 2. teacher-cancel offers: bookable by the student, general once the class is cancelled --
+
+
+async def test_an_offered_slot_booked_then_cancelled_becomes_general_inventory(
+    stack: Stack, db: Sessions
+) -> None:
+    """TCH-5, then PAR-3 / H5-5: the student books the time the teacher offered, then cancels.
+    The slot is not left held for that student past its hold: it opens as general inventory
+    (no direction, no expiry), and anyone may book it."""
+    api = stack.api
+    t, s, class_id, start = await booked_class(stack)
+    hold = (await teacher_cancels(api, t, class_id, start + DAY)).json()
+    [offered] = hold["offered"]
+    r = await book(api, s, offered["id"])
+    assert r.status_code == 201, r.text
+    r = await api.post(f"/v1/classes/{r.json()['id']}/cancel", json={}, headers=as_("parent_h5", s))
+    assert (r.status_code, r.json()["refunded"]) == (200, True), r.text
+    [(state, direction, target, expires_at)] = await sql(
+        db,
+        "SELECT state, direction, direction_target, expires_at FROM timeslots WHERE id = :id",
+        id=offered["id"],
+    )
+    assert (state, direction, target, expires_at) == ("open", "general", None, None)
+    other = await student(api, credits={"major": 1})
+    r = await book(api, other, offered["id"])
+    assert r.status_code == 201, r.text
+    assert (await api.get(f"/v1/teacher-cancels/{class_id}", headers=LP)).json()["state"] == (
+        "booked"
+    )
+    await assert_money_consistent(db)
+
+
+@pytest.mark.parametrize("ahead", [timedelta(minutes=30), 4 * WEEK + DAY])
+async def test_a_teacher_offers_only_times_the_student_can_book(
+    stack: Stack, db: Sessions, ahead: timedelta
+) -> None:
+    """TCH-5: an offered time outside the student's booking window (at least 1 h, at most
+    4 weeks ahead), though inside the teacher's 8 weeks, could never be booked: the cancel is
+    refused with outside_booking_window and changes nothing."""
+    api = stack.api
+    t, _s, class_id, _start = await booked_class(stack)
+    offered = on_grid(await stack.now(), ahead + HOUR)
+    if ahead < HOUR:
+        offered = on_grid(await stack.now(), HOUR) - timedelta(minutes=30)
+    body = {"offered_start_at": [offered.isoformat()], "reason": "sick"}
+    await refused(
+        api,
+        db,
+        f"/v1/classes/{class_id}/teacher-cancel",
+        body,
+        as_("teacher", t),
+        422,
+        "outside_booking_window",
+    )
