@@ -128,6 +128,12 @@ class RequestClosed(DomainError):
     code = "request_closed"
 
 
+class RequestExpired(DomainError):
+    """The class request's deadline has passed: it can no longer be approved."""
+
+    code = "request_expired"
+
+
 class HoldClosed(DomainError):
     """The teacher-cancel hold was already booked, expired or ended."""
 

@@ -4,12 +4,12 @@ anything else gives the hold back."""
 
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.channels import Actor
-from domain.errors import RequestClosed, StudentBusy
+from domain.errors import RequestClosed, RequestExpired, StudentBusy
 from domain.payment import Payment
 from domain.rules import (
     BookingRules,
@@ -131,10 +131,13 @@ async def approve(
 ) -> ClassRequest:
     """TCH-3: create the teacher's slot at the requested time and book it, paid by the hold.
 
-    With keep_slot the slot is request-directed: if the student later cancels, it becomes
-    general inventory instead of being removed.
+    Only before the request's deadline (`request_expired` at or after it, even if the flow's
+    timer has not fired yet: the flow then returns the hold).
+
+    With keep_slot the slot is request-directed: if the student later cancels at least 24 h
+    ahead, it becomes general inventory instead of being removed (store.inventory.give_back).
     """
-    request = await _close(session, request_id, RequestState.approved, now)
+    request = await _close(session, request_id, RequestState.approved, now, in_time=True)
     slot = await inventory.claim_at(
         session,
         teacher_id=request.teacher_id,
@@ -191,16 +194,33 @@ async def release(
 
 
 async def _close(
-    session: AsyncSession, request_id: int, state: RequestState, now: datetime
+    session: AsyncSession,
+    request_id: int,
+    state: RequestState,
+    now: datetime,
+    *,
+    in_time: bool = False,
 ) -> ClassRequest:
+    """Close a pending request; `in_time`: only before its deadline (an approval), whatever
+    the flow's timer has or has not done yet."""
     request: ClassRequest | None = await session.scalar(
         update(ClassRequest)
-        .where(ClassRequest.id == request_id, ClassRequest.state == RequestState.pending)
+        .where(
+            ClassRequest.id == request_id,
+            ClassRequest.state == RequestState.pending,
+            ClassRequest.deadline > now if in_time else true(),
+        )
         .values(state=state, updated_at=now)
         .returning(ClassRequest)
     )
     if request is None:
         found = await get_request(session, request_id)
+        if found.state is RequestState.pending:
+            raise RequestExpired(
+                "the request's deadline has passed",
+                request_id=request_id,
+                deadline=found.deadline.isoformat(),
+            )
         raise RequestClosed(
             "the request is no longer pending", request_id=request_id, state=found.state.value
         )

@@ -251,7 +251,12 @@ async def cancel_class(
         if by_teacher:
             await inventory.remove(session, cancelled.timeslot_id, now)
         else:
-            await inventory.give_back(session, cancelled.timeslot_id, now)
+            await inventory.give_back(
+                session,
+                cancelled.timeslot_id,
+                now,
+                early=refund_due(cancelled.start_at, now, rules),
+            )
         await audit.record(
             session,
             "timeslot",

@@ -197,11 +197,16 @@ def _not_open(slot: Timeslot) -> SlotAlreadyBooked | SlotNotOpen:
     return SlotNotOpen("the timeslot is not open", timeslot_id=slot.id, state=slot.state.value)
 
 
-async def give_back(session: AsyncSession, timeslot_id: int, now: datetime) -> Timeslot:
-    """A class cancelled by its student frees the slot.
+async def give_back(
+    session: AsyncSession, timeslot_id: int, now: datetime, *, early: bool
+) -> Timeslot:
+    """A class cancelled by its student frees the slot; `early`: at least the refund cutoff
+    (24 h) before the start.
 
     A slot made by approving a class request (TCH-3) turns into general inventory if the teacher
-    ticked "keep the slot", and is removed otherwise. A slot a teacher offered after cancelling
+    ticked "keep the slot" and the cancel is early, and is removed otherwise (the seed keeps it
+    only for a cancel 24 h ahead; a later one leaves a time the teacher opened for one request,
+    too close to sell). A slot a teacher offered after cancelling
     (TCH-5, held for this student until the hold's expiry) turns into general inventory: the
     hold is over once the student booked it, and the teacher is free then; left held, it would
     be a slot nobody could book and the teacher could not reopen. Any other slot opens again as
@@ -216,7 +221,7 @@ async def give_back(session: AsyncSession, timeslot_id: int, now: datetime) -> T
         keep = await session.scalar(
             select(ClassRequest.keep_slot).where(ClassRequest.id == int(slot.direction_target or 0))
         )
-        slot.state = TimeslotState.open if keep else TimeslotState.removed
+        slot.state = TimeslotState.open if keep and early else TimeslotState.removed
         slot.direction, slot.direction_target = Direction.general, None
     return slot
 

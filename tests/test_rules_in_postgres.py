@@ -19,10 +19,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.util import await_only
 
 from domain.channels import Actor, Channel
-from domain.errors import HoldClosed
-from domain.words import HoldState, TimeslotState
-from store import holds
+from domain.errors import HoldClosed, RequestExpired
+from domain.payment import Payment
+from domain.rules import BookingRules
+from domain.words import CourseType, HoldState, RequestState, TimeslotState
+from store import class_requests, holds
 from store.db import Sessions
+from store.models import ClassRequest
 from tests.conftest import T0, Clock, Stack
 from tests.helpers import (
     LP,
@@ -32,6 +35,7 @@ from tests.helpers import (
     client_showing_500s,
     open_slots,
     refused,
+    snapshot,
     student,
     teacher,
 )
@@ -243,3 +247,89 @@ async def test_a_teacher_offers_only_times_the_student_can_book(
         422,
         "outside_booking_window",
     )
+
+
+# --- 6, 10. class requests: the store keeps the deadline, and keep_slot's 24 h ----------------
+
+LP_ACTOR = Actor(channel=Channel.lp, id="lp-1")
+RULES = BookingRules()
+
+
+async def requested(
+    db: Sessions, teacher_id: int, student_id: int, start: datetime, now: datetime
+) -> int:
+    """A pending class request, made through the store at `now` (its flow plays no part)."""
+    async with db.begin() as session:
+        request_id = await class_requests.next_request_id(session)
+        await class_requests.create_request(
+            session,
+            request_id=request_id,
+            student_id=student_id,
+            teacher_id=teacher_id,
+            start_at=start,
+            course_type=CourseType.major,
+            payment=Payment(),
+            actor=LP_ACTOR,
+            now=now,
+            rules=RULES,
+        )
+    return request_id
+
+
+async def approve(db: Sessions, request_id: int, teacher_id: int, now: datetime) -> ClassRequest:
+    async with db.begin() as session:
+        return await class_requests.approve(
+            session,
+            request_id=request_id,
+            keep_slot=True,
+            actor=Actor(channel=Channel.teacher, id=str(teacher_id)),
+            now=now,
+        )
+
+
+async def test_the_store_refuses_an_approval_at_or_after_the_deadline(
+    api: httpx.AsyncClient, db: Sessions
+) -> None:
+    """TCH-3, TCH-4, LP-6: the deadline min(created + 24 h, start − 2 h) is the store's rule,
+    not only the flow's timer: an approval at the deadline (say, in the timer's activation) is
+    refused with request_expired and changes nothing; a second earlier it books."""
+    t = await teacher(api)
+    s = await student(api, credits={"major": 1})
+    start = T0 + 2 * DAY
+    request_id = await requested(db, t, s, start, T0)
+    deadline = T0 + DAY
+    before = await snapshot(db)
+    with pytest.raises(RequestExpired) as refusal:
+        await approve(db, request_id, t, deadline)
+    assert (refusal.value.status, refusal.value.details["deadline"]) == (409, deadline.isoformat())
+    assert await snapshot(db) == before
+    approved = await approve(db, request_id, t, deadline - timedelta(seconds=1))
+    assert approved.state is RequestState.approved
+    await assert_money_consistent(db)
+
+
+@pytest.mark.parametrize(
+    ("cancel_before", "kept"), [(DAY, True), (DAY - timedelta(seconds=1), False)]
+)
+async def test_keep_slot_turns_the_slot_general_only_on_a_cancel_24_hours_ahead(
+    api: httpx.AsyncClient, db: Sessions, clock: Clock, cancel_before: timedelta, kept: bool
+) -> None:
+    """TCH-3, then PAR-3 / H5-5: the teacher ticked keep_slot. The student cancels at least
+    24 h ahead: refunded, and the slot becomes general inventory. Later than that: not
+    refunded, and the slot is removed (the seed keeps it only for cancels 24 h ahead)."""
+    t = await teacher(api)
+    s = await student(api, credits={"major": 1})
+    start = T0 + 3 * DAY
+    approved = await approve(db, await requested(db, t, s, start, T0), t, T0 + HOUR)
+    clock.now = start - cancel_before
+    r = await api.post(
+        f"/v1/classes/{approved.class_id}/cancel", json={}, headers=as_("parent_h5", s)
+    )
+    assert (r.status_code, r.json()["refunded"]) == (200, kept), r.text
+    [(state, direction)] = await sql(
+        db,
+        "SELECT state, direction FROM timeslots WHERE id = :id",
+        id=r.json()["timeslot_id"],
+    )
+    assert (state, direction) == (("open", "general") if kept else ("removed", "general"))
+    await assert_money_consistent(db)
