@@ -402,8 +402,12 @@ async def make_up(
     rules: BookingRules,
 ) -> Class:
     """SD-4: the LP books a replacement class with the contract's Chinese or foreign teacher,
-    on a contract-directed slot."""
-    row = await get_contract(session, contract_id)
+    on a contract-directed slot.
+
+    The contract row is locked, as termination locks it: a make-up waits for a termination
+    under way and then finds the contract closed, and a termination waits for a make-up under
+    way and then cancels and refunds its class with the others."""
+    row = await get_contract(session, contract_id, lock=True)
     if row.state is not ContractState.active:
         raise ContractClosed("the contract is not active", state=row.state.value, id=row.id)
     check_on_grid(start_at)

@@ -19,11 +19,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.util import await_only
 
 from domain.channels import Actor, Channel
+from domain.contract import ContractClosed, ContractState, Role
 from domain.errors import HoldClosed, RequestExpired
 from domain.payment import Payment
 from domain.rules import BookingRules
+from domain.weekly import next_week
 from domain.words import CourseType, HoldState, RequestState, TimeslotState
-from store import class_requests, holds
+from store import class_requests, contracts, holds
 from store.db import Sessions
 from store.models import ClassRequest
 from tests.conftest import T0, Clock, Stack
@@ -40,6 +42,7 @@ from tests.helpers import (
     teacher,
 )
 from tests.test_class_request_flow import on_grid
+from tests.test_contract_flow import ZONE, answer, foreign_start, pair, proposal
 from tests.test_races import outcome
 from tests.test_teacher_cancel_flow import booked_class, teacher_cancels
 from yueke.settings import Settings
@@ -332,4 +335,60 @@ async def test_keep_slot_turns_the_slot_general_only_on_a_cancel_24_hours_ahead(
         id=r.json()["timeslot_id"],
     )
     assert (state, direction) == (("open", "general") if kept else ("removed", "general"))
+    await assert_money_consistent(db)
+
+
+# --- 7. a make-up waits for a termination and is refused after it -------------------------------
+
+
+async def test_a_make_up_racing_a_termination_books_nothing_on_a_terminated_contract(
+    stack: Stack, db: Sessions
+) -> None:
+    """SD-4, SD-7 (race): the LP's make-up arrives while the contract's termination is under
+    way. The make-up locks the contract row (as termination does), so it waits, then finds the
+    contract terminated: contract_closed, and no live, unrefunded contract class is left."""
+    api = stack.api
+    chinese, foreign = await pair(api)
+    s = await student(api, credits={"major": 10})
+    first = next_week(await stack.now(), ZONE)
+    r = await api.post("/v1/contracts", json=proposal(s, chinese, foreign, first), headers=LP)
+    cid = r.json()["id"]
+    for t in (chinese, foreign):
+        assert (await answer(api, cid, t, "agree")).status_code == 200
+    now = await stack.now()
+    lp = Actor(channel=Channel.lp, id="lp-1")
+
+    async def make_up() -> object:
+        async with db.begin() as session:
+            return await contracts.make_up(
+                session,
+                contract_id=cid,
+                role=Role.foreign,
+                start_at=foreign_start(first) + DAY,
+                actor=lp,
+                now=now,
+                rules=BookingRules(),
+            )
+
+    async with db.begin() as terminating:
+        await contracts.close(
+            terminating,
+            contract_id=cid,
+            state=ContractState.terminated,
+            reason="moved abroad",
+            actor=lp,
+            now=now,
+            rules=BookingRules(),
+        )
+        late = asyncio.create_task(make_up())
+        await asyncio.wait({late}, timeout=1)  # the make-up gets as far as it can
+    with pytest.raises(ContractClosed):
+        await late
+    live = await sql(
+        db,
+        "SELECT c.id FROM classes c JOIN timeslots t ON t.id = c.timeslot_id "
+        "WHERE t.origin = :origin AND c.state = 'booked'",
+        origin=f"contract-{cid}",
+    )
+    assert live == []
     await assert_money_consistent(db)
