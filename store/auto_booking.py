@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.auto_booking import (
@@ -56,7 +57,10 @@ async def save_rule(
     actor: Actor,
     now: datetime,
 ) -> RuleView:
-    """LP-1: a student's rule, replacing the one of that kind."""
+    """LP-1: a student's rule, replacing the one of that kind.
+
+    One INSERT ... ON CONFLICT DO UPDATE: saves at once (even a student's first) take turns on
+    the rule's row instead of colliding on its key, and the last one wins, wishes and all."""
     student = await get_student(session, student_id)
     check_student_takes(student.id, student.level, course_type)
     if len(set(wishes)) != len(wishes):
@@ -76,23 +80,23 @@ async def save_rule(
             )
     if not teacher_ids and not any_teacher:
         raise BadRule("name preferred teachers, or let any teacher do", field="teacher_ids")
+    rule = {
+        "teacher_ids": teacher_ids,
+        "any_teacher": any_teacher,
+        "course_type": course_type,
+        "active": active,
+        "channel": actor.channel.value,
+        "actor_id": actor.id,
+        "updated_at": now,
+    }
     await session.execute(
-        delete(BookingRule).where(BookingRule.student_id == student_id, BookingRule.kind == kind)
+        upsert(BookingRule)
+        .values(student_id=student_id, kind=kind, **rule)
+        .on_conflict_do_update(index_elements=[BookingRule.student_id, BookingRule.kind], set_=rule)
     )
-    session.add(
-        BookingRule(
-            student_id=student_id,
-            kind=kind,
-            teacher_ids=teacher_ids,
-            any_teacher=any_teacher,
-            course_type=course_type,
-            active=active,
-            channel=actor.channel.value,
-            actor_id=actor.id,
-            updated_at=now,
-        )
+    await session.execute(
+        delete(BookingWish).where(BookingWish.student_id == student_id, BookingWish.kind == kind)
     )
-    await session.flush()
     session.add_all(
         BookingWish(
             student_id=student_id,

@@ -392,3 +392,38 @@ async def test_a_make_up_racing_a_termination_books_nothing_on_a_terminated_cont
     )
     assert live == []
     await assert_money_consistent(db)
+
+
+# --- 8. concurrent first saves of an auto-booking rule ------------------------------------------
+
+
+async def test_eight_concurrent_first_saves_of_an_auto_booking_rule_all_succeed(
+    api500: httpx.AsyncClient, db: Sessions
+) -> None:
+    """LP-1, SD-6 (race): eight saves of a student's first rule at once. The save is one
+    INSERT ... ON CONFLICT DO UPDATE, so they take turns on the rule's row: all answer 200 and
+    the last one wins, whole (its wishes, not a mix)."""
+    api = api500
+    t = await teacher(api)
+    s = await student(api)
+    bodies = [
+        {
+            "wishes": [
+                {"weekday": "monday", "start": f"{10 + i}:00"},
+                {"weekday": "friday", "start": f"{10 + i}:30"},
+            ],
+            "teacher_ids": [t],
+            "any_teacher": i % 2 == 0,
+        }
+        for i in range(8)
+    ]
+    url = f"/v1/students/{s}/auto-booking-rule"
+    answers = await asyncio.gather(*(api.put(url, json=b, headers=LP) for b in bodies))
+    assert [outcome(r) for r in answers] == [(200, None)] * 8, [r.text for r in answers]
+    saved = (await api.get(url, headers=LP)).json()
+    wishes = [{"weekday": w["weekday"], "start": w["start"][:5]} for w in saved["wishes"]]
+    assert [(b["wishes"], b["any_teacher"]) for b in bodies].count(
+        (wishes, saved["any_teacher"])
+    ) == 1
+    assert await sql(db, "SELECT count(*) FROM booking_rules") == [(1,)]
+    assert await sql(db, "SELECT count(*) FROM booking_wishes") == [(2,)]
