@@ -8,7 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.context import Context, caller, describe
 from api.types import Id, IdParam, UtcDatetime
-from domain.channels import Operation
+from domain.channels import ALLOWED, Operation
+from domain.errors import Forbidden
 from domain.words import CourseType, Direction, TimeslotState
 from store import inventory
 
@@ -107,7 +108,8 @@ async def close_timeslots(
         Operation.read_availability,
         ["PAR-1", "H5-1"],
         "Availability: open general timeslots in [start_from, start_to), by teacher and course "
-        "type; with student_id also the timeslots held for that student.",
+        "type; with student_id also the timeslots held for that student (for that student's "
+        "parents and staff channels; the teacher portal may not: 403).",
     ),
 )
 async def availability(
@@ -120,7 +122,15 @@ async def availability(
     ctx: Context = caller(Operation.read_availability),
 ) -> list[TimeslotOut]:
     if student_id is not None:
-        ctx.acts_for_student(student_id)  # held slots are that student's business
+        # Held slots are that student's business: the channels that may read the student (not
+        # the teacher portal), and a parent only as that student.
+        if ctx.actor.channel not in ALLOWED[Operation.read_student]:
+            raise Forbidden(
+                f"channel {ctx.actor.channel.value} may not list the slots held for a student",
+                channel=ctx.actor.channel.value,
+                operation=Operation.read_student.value,
+            )
+        ctx.acts_for_student(student_id)
 
     async def op(session: AsyncSession) -> list[TimeslotOut]:
         slots = await inventory.availability(
