@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import WorkflowUpdateFailedError
 
 from api.flows import Flows
+from api.schemas import ERROR_RESPONSES
 from domain.channels import ALLOWED, PARENTS, Actor, Channel, Operation
 from domain.errors import DomainError, Forbidden, ForbiddenActor, Unauthenticated
 from domain.rules import BookingRules
@@ -225,10 +226,12 @@ def caller(operation: Operation) -> Any:
 
 
 def describe(operation: Operation, ids: Iterable[str], text: str) -> dict[str, Any]:
-    """Route documentation naming the operation IDs (docs/operations.md) and allowed channels."""
+    """Route documentation naming the operation IDs (docs/operations.md) and allowed channels,
+    and every error status the route can answer, each with the Error body."""
     channels = ", ".join(sorted(c.value for c in ALLOWED[operation]))
     covers = ", ".join(ids) or "-"
     return {
         "description": f"{text}\n\nCovers: {covers}. Channels: {channels}.",
         "openapi_extra": {"x-operation-ids": list(ids), "x-channels": channels.split(", ")},
+        "responses": ERROR_RESPONSES,
     }
