@@ -11,6 +11,7 @@ from sqlalchemy import text
 from temporalio.client import Client
 
 from api import errors
+from api.edges import Edges
 from api.flows import Flows
 from api.routes import (
     class_requests,
@@ -64,6 +65,11 @@ def create_app(
     app.state.settings = settings
     app.state.clock = clock
     errors.install(app)
+    app.add_middleware(
+        Edges,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout_seconds=settings.body_timeout_seconds,
+    )
     for module in (
         people,
         timeslots,

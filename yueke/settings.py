@@ -48,6 +48,11 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # The edge of HTTP (api/edges.py): a request body larger than this is 413 body_too_large,
+    # refused by its Content-Length before it is read, or as soon as it streams past the limit;
+    # a body not received in full within the timeout is 408 request_timeout.
+    max_body_bytes: int = Field(1 << 20, ge=0)
+    body_timeout_seconds: float = Field(10.0, gt=0)
     temporal_port: int = 7233
     temporal_ui_port: int = 8233
     data_dir: Path = Path(".yueke")
