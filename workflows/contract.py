@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         AnswerContract,
         BookContractWeek,
         CloseContract,
+        ContractClosed,
         ContractFlowState,
         ContractInput,
         ContractState,
@@ -109,6 +110,7 @@ class ContractWorkflow:
                 await self._close(
                     ContractState.expired, "the teachers did not both agree in time", contract.actor
                 )
+                self._refuse_queued_answers()
                 return None
             while self.answers:
                 update_id, answer, agree = self.answers.pop(0)
@@ -208,6 +210,19 @@ class ContractWorkflow:
             **STORE_STEP,
         )
 
+    def _closed_refusal(self) -> Refusal:
+        assert self.view is not None
+        return Refusal.of(
+            ContractClosed("the contract is closed", id=self.view.id, state=self.view.state.value)
+        )
+
+    def _refuse_queued_answers(self) -> None:
+        """Answers accepted while the contract was being closed get the refusal they would
+        have met a moment later."""
+        for update_id, _, _ in self.answers:
+            self.recorded[update_id] = self._closed_refusal()
+        self.answers.clear()
+
     def _open(self) -> bool:
         return self.view is not None and self.view.state in (
             ContractState.proposed,
@@ -295,10 +310,11 @@ class ContractWorkflow:
     async def terminate(self, termination: Termination) -> ContractView:
         """The LP ends the contract: future classes cancelled and refunded, slots removed."""
         self.termination = termination
-        await workflow.wait_condition(
-            lambda: self.view is not None and self.view.state is ContractState.terminated
-        )
+        await workflow.wait_condition(lambda: not self._open())
         assert self.view is not None
+        if self.view.state is not ContractState.terminated:
+            # It expired or finished while the termination waited: nothing left to end.
+            raise refuse(self._closed_refusal())
         return self.view
 
     @terminate.validator

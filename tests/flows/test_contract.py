@@ -323,12 +323,6 @@ async def test_terminating_between_weeks_stops_the_loop_at_once(
     assert ended.state is ContractState.terminated
 
 
-HANG = (
-    "bug: an update accepted while the flow records the contract's end (expired or finished) "
-    "is never answered, and the flow never completes"
-)
-
-
 async def answer_in_time(handle: Handle, update: "asyncio.Task[ContractView]") -> ContractView:
     """The update's answer within a few seconds, and the flow over; else the flow hangs."""
     done, _ = await asyncio.wait([update], timeout=3)
@@ -342,7 +336,6 @@ async def answer_in_time(handle: Handle, update: "asyncio.Task[ContractView]") -
     return update.result()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=HANG)
 @pytest.mark.parametrize("update", ["agree", "terminate"])
 async def test_an_update_arriving_while_the_expiry_is_recorded_is_refused(
     time_skipping: WorkflowEnvironment, store: FakeContracts, update: str
@@ -370,7 +363,6 @@ async def test_an_update_arriving_while_the_expiry_is_recorded_is_refused(
     assert store.view is not None and store.view.state is ContractState.expired
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=HANG)
 async def test_a_termination_arriving_while_the_contract_finishes_is_answered(
     time_skipping: WorkflowEnvironment, store: FakeContracts
 ) -> None:
