@@ -31,6 +31,12 @@ class Invalid(DomainError):
     status = 422
 
 
+class FilterRequired(Invalid):
+    """A listing that would otherwise scan everything names what to list by."""
+
+    code = "filter_required"
+
+
 class OffGrid(Invalid):
     code = "off_grid"
 

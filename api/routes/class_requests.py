@@ -16,7 +16,7 @@ from api.schemas import NewRequest
 from api.types import IdParam, Text
 from domain.channels import Channel, Operation
 from domain.class_request import Approval, Rejection, RequestView
-from domain.errors import FlowClosed, ForbiddenActor, Invalid, RequestClosed
+from domain.errors import FilterRequired, FlowClosed, ForbiddenActor, RequestClosed
 from domain.words import RequestState
 from store import class_requests
 from workflows.class_request import ClassRequestWorkflow
@@ -202,7 +202,9 @@ async def list_requests(
     ctx: Context = caller(Operation.read_requests),
 ) -> list[RequestView]:
     if teacher_id is None and student_id is None:
-        raise Invalid("name a teacher_id or a student_id", fields=["teacher_id", "student_id"])
+        raise FilterRequired(
+            "name a teacher_id or a student_id", fields=["teacher_id", "student_id"]
+        )
     if ctx.actor.channel is Channel.teacher and teacher_id is None:
         raise ForbiddenActor("a teacher lists their own requests", actor_id=ctx.actor.id)
     if teacher_id is not None:

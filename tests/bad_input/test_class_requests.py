@@ -4,17 +4,12 @@ covers: LP-6, TCH-3, TCH-4
 """
 
 import httpx
-import pytest
 
 from store.db import Sessions
 from tests.bad_input.checks import World, assert_error_shape
 from tests.helpers import LP, snapshot
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the refusal has the generic code domain_error instead of a code of its own",
-)
 async def test_listing_requests_without_a_teacher_or_student_has_its_own_code(
     api: httpx.AsyncClient, db: Sessions, world: World
 ) -> None:
@@ -26,4 +21,4 @@ async def test_listing_requests_without_a_teacher_or_student_has_its_own_code(
     body = assert_error_shape(r)
     assert body["details"] == {"fields": ["teacher_id", "student_id"]}
     assert await snapshot(db) == before
-    assert body["code"] != "domain_error", body
+    assert body["code"] == "filter_required", body
