@@ -4,7 +4,7 @@ teaches and takes what: teachers' certifications, Chinese teachers, L7 classes."
 from collections.abc import Collection, Iterable
 from datetime import UTC, datetime, time, timedelta
 
-from pydantic import BaseModel
+from pydantic import BaseModel, PositiveInt, field_validator
 
 from domain.errors import (
     CourseTypeNotForChineseTeacher,
@@ -27,6 +27,16 @@ CHINESE_TEACHER_COURSE_TYPES = frozenset({CourseType.advanced})
 L7 = 7
 
 
+STONE_PRICES: dict[CourseType, PositiveInt] = {
+    CourseType.major: 100,
+    CourseType.special: 120,
+    CourseType.l7_major: 150,
+    CourseType.trial: 50,
+    CourseType.advanced: 150,
+    CourseType.open: 30,
+}
+
+
 class BookingRules(BaseModel):
     teacher_open_ahead: timedelta = timedelta(weeks=8)
     student_book_ahead: timedelta = timedelta(weeks=4)
@@ -36,20 +46,21 @@ class BookingRules(BaseModel):
     request_answer_within: timedelta = timedelta(hours=24)
     request_answer_before_start: timedelta = timedelta(hours=2)
     teacher_cancel_hold: timedelta = timedelta(hours=24)
-    stone_prices: dict[CourseType, int] = {
-        CourseType.major: 100,
-        CourseType.special: 120,
-        CourseType.l7_major: 150,
-        CourseType.trial: 50,
-        CourseType.advanced: 150,
-        CourseType.open: 30,
-    }
+    # Set in part (YUEKE_RULES__STONE_PRICES='{"major": 120}'): the others keep their default.
+    stone_prices: dict[CourseType, PositiveInt] = STONE_PRICES
     business_time_zone: TimeZone = "Asia/Shanghai"
     # SD-2: until this local time on Monday, an exclusive teacher's general slots of the
     # following week are bookable only by their own exclusive students.
     exclusive_priority_until: LocalTime = time(8, 30)
     # Over-booking (SD-5, CLS-2, H5-9): see domain.overbooking.
     overbooking: OverbookingRules = OverbookingRules()
+
+    @field_validator("stone_prices", mode="after")
+    @classmethod
+    def _every_course_type_priced(
+        cls, prices: dict[CourseType, PositiveInt]
+    ) -> dict[CourseType, PositiveInt]:
+        return {**STONE_PRICES, **prices}
 
 
 def check_on_grid(start_at: datetime) -> None:

@@ -37,6 +37,24 @@ def test_stone_prices_are_settings() -> None:
     assert price(Asset.stones, CourseType.special, rules) == RULES.stone_prices[CourseType.special]
 
 
+def test_a_setting_of_one_stone_price_keeps_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    """YUEKE_RULES__STONE_PRICES='{"major": 120}' prices the major course and no other: a
+    stones booking of a special course must not find its price gone (a 500)."""
+    from yueke.settings import Settings
+
+    monkeypatch.setenv("YUEKE_RULES__STONE_PRICES", '{"major": 120}')
+    rules = Settings().rules
+    assert price(Asset.stones, CourseType.major, rules) == 120
+    for course_type in CourseType:
+        if course_type is not CourseType.major:
+            assert price(Asset.stones, course_type, rules) == RULES.stone_prices[course_type]
+
+
+def test_a_stone_price_is_positive() -> None:
+    with pytest.raises(ValidationError):
+        BookingRules(stone_prices={CourseType.major: 0})
+
+
 def test_payment_defaults_to_a_credit() -> None:
     """covers: PAR-1. A booking that names no payment pays with a credit."""
     assert Payment() == Payment(asset=Asset.credit, coupon_id=None)
