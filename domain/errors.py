@@ -146,6 +146,12 @@ class HoldClosed(DomainError):
     code = "hold_closed"
 
 
+class FirstWeekStarted(Invalid):
+    """A contract's first week has begun: its teachers would have no time left to answer."""
+
+    code = "first_week_started"
+
+
 class FlowClosed(DomainError):
     """The workflow asked is over (its business record says why)."""
 

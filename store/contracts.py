@@ -25,7 +25,7 @@ from domain.contract import (
     WeeklyTime,
     WeekOutcome,
 )
-from domain.errors import DomainError
+from domain.errors import DomainError, FirstWeekStarted
 from domain.payment import Payment
 from domain.rules import (
     BookingRules,
@@ -99,10 +99,18 @@ async def check_proposal(
     latest = week_of(now + rules.student_book_ahead, zone)
     if not this_week <= first_week <= latest:
         raise BadContract(
-            "the first week is between this week and the booking horizon",
+            "the first week is between next week and the booking horizon",
             first_week=first_week.isoformat(),
-            earliest=this_week.isoformat(),
+            earliest=(this_week + WEEK).isoformat(),
             latest=latest.isoformat(),
+        )
+    if week_start(first_week, zone) <= now:
+        # This week: the teachers answer before the first week begins, and it has begun.
+        raise FirstWeekStarted(
+            "the first week has begun: the teachers would have no time to answer",
+            first_week=first_week.isoformat(),
+            began_at=week_start(first_week, zone).isoformat(),
+            earliest=(this_week + WEEK).isoformat(),
         )
     if weeks is not None and weeks < 1:
         raise BadContract("a contract lasts at least one week", weeks=weeks)

@@ -23,7 +23,7 @@ from domain.contract import ContractClosed, ContractState, Role
 from domain.errors import HoldClosed, RequestExpired
 from domain.payment import Payment
 from domain.rules import BookingRules
-from domain.weekly import next_week
+from domain.weekly import next_week, week_of
 from domain.words import CourseType, HoldState, RequestState, TimeslotState
 from store import class_requests, contracts, holds
 from store.db import Sessions
@@ -427,3 +427,26 @@ async def test_eight_concurrent_first_saves_of_an_auto_booking_rule_all_succeed(
     ) == 1
     assert await sql(db, "SELECT count(*) FROM booking_rules") == [(1,)]
     assert await sql(db, "SELECT count(*) FROM booking_wishes") == [(2,)]
+
+
+# --- 4. a contract's first week has not begun --------------------------------------------------
+
+
+async def test_a_contract_whose_first_week_has_begun_is_refused(stack: Stack, db: Sessions) -> None:
+    """TCH-6, SD-7: the teachers answer before the first week's Monday 00:00 (local). A
+    proposal whose first week has already begun would expire the moment it is made: refused
+    with 422 first_week_started (changing nothing); next week's Monday is the earliest."""
+    api = stack.api
+    chinese, foreign = await pair(api)
+    s = await student(api, credits={"major": 4})
+    this_week = week_of(await stack.now(), ZONE)
+    details = await refused(
+        api,
+        db,
+        "/v1/contracts",
+        proposal(s, chinese, foreign, this_week),
+        LP,
+        422,
+        "first_week_started",
+    )
+    assert details["earliest"] == (this_week + WEEK).isoformat()

@@ -66,7 +66,9 @@ class ContractOut(BaseModel):
         ["TCH-6", "SD-7"],
         "Propose a contract: a student with a Chinese and a foreign teacher, each at a weekly "
         "local time (Asia/Shanghai), from first_week for `weeks` weeks or open-ended. Both "
-        "teachers answer before the first week begins. Workflow id: contract-{id}.",
+        "teachers answer before the first week begins (answer_by: its Monday 00:00 local), so "
+        "this week, already begun, is refused with 422 first_week_started: next week is the "
+        "earliest. Workflow id: contract-{id}.",
     ),
 )
 async def propose(
