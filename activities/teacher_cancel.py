@@ -63,7 +63,7 @@ class TeacherCancelActivities(StoreActivities):
     async def extend_hold(self, step: ExtendHold) -> HoldView:
         async def op(session: AsyncSession) -> HoldView:
             record = await holds.extend_hold(
-                session, step.class_id, step.until, step.actor, step.now
+                session, step.class_id, step.until, step.actor, step.now, self.rules
             )
             return await hold_view(session, record)
 

@@ -146,6 +146,13 @@ class HoldClosed(DomainError):
     code = "hold_closed"
 
 
+class HoldUntilOutOfRange(Invalid):
+    """A hold is extended to a time after now, no later than its last offered slot's start
+    and its longest hold (`teacher_cancel_hold_max`)."""
+
+    code = "hold_until_out_of_range"
+
+
 class FirstWeekStarted(Invalid):
     """A contract's first week has begun: its teachers would have no time left to answer."""
 

@@ -46,6 +46,9 @@ class BookingRules(BaseModel):
     request_answer_within: timedelta = timedelta(hours=24)
     request_answer_before_start: timedelta = timedelta(hours=2)
     teacher_cancel_hold: timedelta = timedelta(hours=24)
+    # TCH-5: fireman extends a hold to at most this long after the teacher's cancel (and never
+    # past the start of its last offered slot).
+    teacher_cancel_hold_max: timedelta = timedelta(days=7)
     # Set in part (YUEKE_RULES__STONE_PRICES='{"major": 120}'): the others keep their default.
     stone_prices: dict[CourseType, PositiveInt] = STONE_PRICES
     business_time_zone: TimeZone = "Asia/Shanghai"

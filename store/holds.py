@@ -4,11 +4,11 @@ for that student until the hold expires; booking one removes the others."""
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.channels import Actor
-from domain.errors import ForbiddenActor, HoldClosed, NotFound
+from domain.errors import ForbiddenActor, HoldClosed, HoldUntilOutOfRange, NotFound
 from domain.rules import BookingRules, check_on_grid, check_student_can_book
 from domain.words import Direction, HoldState, TimeslotState
 from store import audit, classes, inventory
@@ -87,7 +87,8 @@ async def cancel_by_teacher(
             direction=Direction.student,
             target=str(booked.student_id),
             origin=flow_id(class_id),
-            expires_at=expires_at,
+            # Held until the hold expires or the slot starts, whichever comes first.
+            expires_at=min(expires_at, start_at),
             now=now,
         )
         for start_at in sorted(set(offered))
@@ -132,9 +133,39 @@ async def close_hold(
 
 
 async def extend_hold(
-    session: AsyncSession, class_id: int, until: datetime, actor: Actor, now: datetime
+    session: AsyncSession,
+    class_id: int,
+    until: datetime,
+    actor: Actor,
+    now: datetime,
+    rules: BookingRules,
 ) -> TeacherCancel:
-    """Fireman moves the expiry, only while the hold is holding (one conditional UPDATE)."""
+    """Fireman moves the expiry, only while the hold is holding (one conditional UPDATE).
+
+    `until` is after now, no later than the start of the last offered slot still open (after
+    that nothing is left to book) nor `teacher_cancel_hold_max` (7 days) after the teacher's
+    cancel: else 422 hold_until_out_of_range. Each open offered slot is then held until
+    `until` or its own start, whichever comes first (PostgreSQL checks a held slot's expiry is
+    not past its start)."""
+    current = await _current(session, class_id)
+    if current.state is HoldState.holding:
+        last_start = await session.scalar(
+            select(func.max(Timeslot.start_at)).where(
+                Timeslot.origin == flow_id(class_id), Timeslot.state == TimeslotState.open
+            )
+        )
+        latest = current.created_at + rules.teacher_cancel_hold_max
+        if last_start is not None:
+            latest = min(latest, last_start)
+        if not now < until <= latest:
+            raise HoldUntilOutOfRange(
+                "a hold is extended to after now, at most to its last offered slot's start "
+                "and its longest hold",
+                class_id=class_id,
+                until=until.isoformat(),
+                earliest=now.isoformat(),
+                latest=latest.isoformat(),
+            )
     record = await _while_holding(session, class_id, expires_at=until, updated_at=now)
     if record is None:
         current = await _current(session, class_id)
@@ -142,7 +173,7 @@ async def extend_hold(
     extended = await session.scalars(
         update(Timeslot)
         .where(Timeslot.origin == flow_id(class_id), Timeslot.state == TimeslotState.open)
-        .values(expires_at=until, updated_at=now)
+        .values(expires_at=func.least(until, Timeslot.start_at), updated_at=now)
         .returning(Timeslot.id)
     )
     await audit.record(

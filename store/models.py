@@ -96,6 +96,8 @@ class Timeslot(Base):
     __table_args__ = (
         # On :00 or :30, to the second.
         CheckConstraint("extract(epoch from start_at) % 1800 = 0", name="on_grid"),
+        # A slot held for a student (TCH-5) is held at most until it starts.
+        CheckConstraint("expires_at IS NULL OR expires_at <= start_at", name="held_until_start"),
         # One live timeslot per teacher and start.
         Index(
             "uq_timeslots_live_teacher_start",
@@ -197,6 +199,7 @@ class TeacherCancel(Base):
     """A teacher's cancellation of a booked class (kept for penalties) and its hold."""
 
     __tablename__ = "teacher_cancels"
+    __table_args__ = (CheckConstraint("expires_at > created_at", name="expires_after_created"),)
 
     class_id: Mapped[int] = mapped_column(ForeignKey("classes.id"), primary_key=True)
     teacher_id: Mapped[int] = mapped_column(ForeignKey("teachers.id"), index=True)

@@ -30,6 +30,7 @@ from store.db import Sessions
 from store.models import ClassRequest
 from tests.conftest import T0, Clock, Stack
 from tests.helpers import (
+    FIREMAN,
     LP,
     as_,
     assert_money_consistent,
@@ -126,7 +127,9 @@ async def test_a_hold_booked_meanwhile_is_neither_expired_nor_extended(
         closed = await holds.close_hold(timer, class_id, HoldState.expired, FIREMAN_ACTOR, now)
         assert closed.state is HoldState.booked
         with pytest.raises(HoldClosed):
-            await holds.extend_hold(extension, class_id, now + 2 * DAY, FIREMAN_ACTOR, now)
+            await holds.extend_hold(
+                extension, class_id, now + 2 * DAY, FIREMAN_ACTOR, now, BookingRules()
+            )
     async with db() as session:
         record = await holds.get_hold(session, class_id)
         assert (record.state, record.booked_class_id) == (HoldState.booked, r.json()["id"])
@@ -450,3 +453,75 @@ async def test_a_contract_whose_first_week_has_begun_is_refused(stack: Stack, db
         "first_week_started",
     )
     assert details["earliest"] == (this_week + WEEK).isoformat()
+
+
+# --- 11. a hold's expiry is bounded -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("offered_after", "until_of"),
+    [
+        pytest.param(DAY, lambda now, start, expires: now - HOUR, id="in_the_past"),
+        pytest.param(
+            DAY, lambda now, start, expires: start + DAY + HOUR, id="after_the_last_offered_start"
+        ),
+        pytest.param(
+            6 * DAY,
+            lambda now, start, expires: expires - DAY + 7 * DAY + timedelta(minutes=30),
+            id="past_the_longest_hold",
+        ),
+    ],
+)
+async def test_a_hold_is_extended_only_within_its_bounds(
+    stack: Stack,
+    db: Sessions,
+    offered_after: timedelta,
+    until_of: Callable[[datetime, datetime, datetime], datetime],
+) -> None:
+    """TCH-5: fireman's `until` is after now, no later than the start of the last offered slot
+    (nothing is left to book after it), and at most teacher_cancel_hold_max (7 days) after the
+    teacher's cancel: else 422 hold_until_out_of_range, and nothing changes. At the bound it
+    is accepted."""
+    api = stack.api
+    t, _s, class_id, start = await booked_class(stack)
+    hold = (await teacher_cancels(api, t, class_id, start + offered_after)).json()
+    expires = datetime.fromisoformat(hold["expires_at"])
+    until = until_of(await stack.now(), start, expires)
+    url = f"/v1/teacher-cancels/{class_id}/extend"
+    details = await refused(
+        api, db, url, {"until": until.isoformat()}, FIREMAN, 422, "hold_until_out_of_range"
+    )
+    latest = datetime.fromisoformat(details["latest"])
+    assert latest == min(start + offered_after, expires - DAY + 7 * DAY)
+    r = await api.post(url, json={"until": latest.isoformat()}, headers=FIREMAN)
+    assert r.status_code == 200, r.text
+    assert datetime.fromisoformat(r.json()["expires_at"]) == latest
+
+
+async def test_a_held_slot_is_never_held_past_its_start(stack: Stack, db: Sessions) -> None:
+    """TCH-5: an offered slot is held at most until it starts: one offered 2 h ahead is held
+    until its start, not for the hold's 24 h. PostgreSQL keeps it so
+    (ck_timeslots_held_until_start), and a hold ends after it began
+    (ck_teacher_cancels_expires_after_created)."""
+    api = stack.api
+    t, _s, class_id, start = await booked_class(stack)
+    soon = on_grid(await stack.now(), 2 * HOUR + timedelta(minutes=30))
+    hold = (await teacher_cancels(api, t, class_id, soon, start + DAY)).json()
+    held = {o["start_at"]: o["expires_at"] for o in hold["offered"]}
+    assert {datetime.fromisoformat(k): datetime.fromisoformat(v) for k, v in held.items()} == {
+        soon: soon,
+        start + DAY: datetime.fromisoformat(hold["expires_at"]),
+    }
+    with pytest.raises(IntegrityError, match="ck_timeslots_held_until_start"):
+        await sql(
+            db,
+            "UPDATE timeslots SET expires_at = start_at + interval '1 second' "
+            "WHERE origin = :origin",
+            origin=f"teacher-cancel-{class_id}",
+        )
+    with pytest.raises(IntegrityError, match="ck_teacher_cancels_expires_after_created"):
+        await sql(
+            db,
+            "UPDATE teacher_cancels SET expires_at = created_at WHERE class_id = :id",
+            id=class_id,
+        )

@@ -138,7 +138,13 @@ async def read_hold(class_id: IdParam, ctx: Context = caller(Operation.read_clas
 
 @router.post(
     "/teacher-cancels/{class_id}/extend",
-    **describe(Operation.manage_hold, ["TCH-5"], "Fireman keeps the offered slots held longer."),
+    **describe(
+        Operation.manage_hold,
+        ["TCH-5"],
+        "Fireman keeps the offered slots held longer: `until` is after now, at most the start "
+        "of the last offered slot and 7 days after the teacher's cancel (a setting), else 422 "
+        "hold_until_out_of_range. No slot is held past its own start.",
+    ),
 )
 async def extend_hold(
     class_id: IdParam, body: Extend, ctx: Context = caller(Operation.manage_hold)

@@ -2,7 +2,10 @@
 
 Rules that concurrency could break, held by the database (issue 9):
 - classes start on the :00/:30 grid to the second (`ck_classes_on_grid`), and the timeslots'
-  grid check no longer rounds a fraction of a second onto the grid.
+  grid check no longer rounds a fraction of a second onto the grid;
+- a slot held for a student (a teacher-cancel offer) is held at most until it starts
+  (`ck_timeslots_held_until_start`), and a hold expires after it was made
+  (`ck_teacher_cancels_expires_after_created`).
 
 Revision ID: 0007
 Revises: 0006
@@ -20,15 +23,32 @@ depends_on: str | Sequence[str] | None = None
 # On the 30-minute grid, to the second: the epoch as numeric keeps fractions of a second.
 ON_GRID = "extract(epoch from start_at) % 1800 = 0"
 OLD_ON_GRID = "extract(epoch from start_at)::bigint % 1800 = 0"
+HELD_UNTIL_START = "expires_at IS NULL OR expires_at <= start_at"
+EXPIRES_AFTER_CREATED = "expires_at > created_at"
 
 
 def upgrade() -> None:
     op.create_check_constraint(op.f("ck_classes_on_grid"), "classes", ON_GRID)
     op.drop_constraint(op.f("ck_timeslots_on_grid"), "timeslots", type_="check")
     op.create_check_constraint(op.f("ck_timeslots_on_grid"), "timeslots", ON_GRID)
+    # Offers made before this rule were held for 24 h even when they started sooner.
+    op.execute("UPDATE timeslots SET expires_at = start_at WHERE expires_at > start_at")
+    op.create_check_constraint(op.f("ck_timeslots_held_until_start"), "timeslots", HELD_UNTIL_START)
+    # A hold extended into its own past before this rule: over then, over now.
+    op.execute(
+        "UPDATE teacher_cancels SET expires_at = created_at + interval '1 second' "
+        "WHERE expires_at <= created_at"
+    )
+    op.create_check_constraint(
+        op.f("ck_teacher_cancels_expires_after_created"), "teacher_cancels", EXPIRES_AFTER_CREATED
+    )
 
 
 def downgrade() -> None:
+    op.drop_constraint(
+        op.f("ck_teacher_cancels_expires_after_created"), "teacher_cancels", type_="check"
+    )
+    op.drop_constraint(op.f("ck_timeslots_held_until_start"), "timeslots", type_="check")
     op.drop_constraint(op.f("ck_timeslots_on_grid"), "timeslots", type_="check")
     op.create_check_constraint(op.f("ck_timeslots_on_grid"), "timeslots", OLD_ON_GRID)
     op.drop_constraint(op.f("ck_classes_on_grid"), "classes", type_="check")
