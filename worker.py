@@ -21,6 +21,7 @@ from activities import StoreActivities
 from activities.auto_booking import WeeklyBookingActivities
 from activities.class_request import ClassRequestActivities
 from activities.contract import ContractActivities
+from activities.operation_key_cleanup import OperationKeyActivities
 from activities.overbooking import OverbookedClassActivities, TeacherReservationActivities
 from activities.teacher_cancel import TeacherCancelActivities
 from store.db import Sessions, create_engine, sessions
@@ -28,6 +29,7 @@ from workflows.auto_booking import WeeklyBookingWorkflow
 from workflows.class_request import ClassRequestWorkflow
 from workflows.common import SEARCH_ATTRIBUTES
 from workflows.contract import ContractWorkflow
+from workflows.operation_key_cleanup import OperationKeyCleanupWorkflow
 from workflows.overbooked_class import OverbookedClassWorkflow
 from workflows.teacher_cancel import TeacherCancelHoldWorkflow
 from workflows.teacher_reservation import TeacherReservationWorkflow
@@ -44,6 +46,7 @@ WORKFLOWS: list[type] = [
     WeeklyBookingWorkflow,
     OverbookedClassWorkflow,
     TeacherReservationWorkflow,
+    OperationKeyCleanupWorkflow,
 ]
 
 ACTIVITY_CLASSES: list[type[StoreActivities]] = [
@@ -53,6 +56,7 @@ ACTIVITY_CLASSES: list[type[StoreActivities]] = [
     WeeklyBookingActivities,
     OverbookedClassActivities,
     TeacherReservationActivities,
+    OperationKeyActivities,
 ]
 
 

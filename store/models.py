@@ -283,9 +283,11 @@ class OperationKey(Base):
 
     Written in the same transaction as the work, so a retry returns the first result.
     scope: "channel:actor" for an HTTP Idempotency-Key, "activity" for a workflow step.
+    Kept for a retention (7 days), then deleted by the Schedule `operation-key-cleanup`.
     """
 
     __tablename__ = "operation_keys"
+    __table_args__ = (Index("ix_operation_keys_created_at", "created_at"),)
 
     scope: Mapped[str] = mapped_column(String(100), primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import delete, select, true, update
+from sqlalchemy import delete, select, true, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -153,3 +153,21 @@ async def forget(sessions: Sessions, scope: str, key: str, *, answered: bool = F
                 true() if answered else OperationKey.response.is_(None),
             )
         )
+
+
+async def delete_expired(session: AsyncSession, *, before: datetime, limit: int) -> int:
+    """Delete up to `limit` keys made before `before`, oldest first; how many went. Keys another
+    transaction holds are passed over (the next batch or run takes them)."""
+    expired = (
+        select(OperationKey.scope, OperationKey.key)
+        .where(OperationKey.created_at < before)
+        .order_by(OperationKey.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    deleted = await session.execute(
+        delete(OperationKey)
+        .where(tuple_(OperationKey.scope, OperationKey.key).in_(expired))
+        .returning(OperationKey.key)
+    )
+    return len(deleted.all())

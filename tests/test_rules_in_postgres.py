@@ -17,10 +17,12 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.util import await_only
+from temporalio.client import ScheduleActionStartWorkflow
 
 from domain.channels import Actor, Channel
 from domain.contract import ContractClosed, ContractState, Role
 from domain.errors import HoldClosed, RequestExpired
+from domain.operation_key_cleanup import KeyCleanup
 from domain.payment import Payment
 from domain.rules import BookingRules
 from domain.weekly import next_week, week_of
@@ -46,6 +48,8 @@ from tests.test_class_request_flow import on_grid
 from tests.test_contract_flow import ZONE, answer, foreign_start, pair, proposal
 from tests.test_races import outcome
 from tests.test_teacher_cancel_flow import booked_class, teacher_cancels
+from workflows.operation_key_cleanup import OperationKeyCleanupWorkflow
+from yueke.schedules import SCHEDULES
 from yueke.settings import Settings
 
 HOUR = timedelta(hours=1)
@@ -525,3 +529,36 @@ async def test_a_held_slot_is_never_held_past_its_start(stack: Stack, db: Sessio
             "UPDATE teacher_cancels SET expires_at = created_at WHERE class_id = :id",
             id=class_id,
         )
+
+
+# --- 12. operation keys are kept for a retention, then cleaned up -------------------------------
+
+
+async def test_expired_operation_keys_go_and_fresh_ones_stay(stack: Stack, db: Sessions) -> None:
+    """Idempotency-Key answers and activity results (every POST, every flow step) are kept
+    7 days: the hourly Schedule `operation-key-cleanup` runs OperationKeyCleanupWorkflow, which
+    deletes the older ones in small batches and leaves the rest; a key still used by a
+    running request is passed over."""
+    now = await stack.now()
+    ages = {f"old-{i}": timedelta(days=7, minutes=i + 1) for i in range(5)}
+    ages |= {"fresh": timedelta(days=1), "almost": timedelta(days=7) - timedelta(minutes=5)}
+    for key, age in ages.items():
+        await sql(
+            db,
+            "INSERT INTO operation_keys (scope, key, request_hash, response, created_at) "
+            "VALUES ('lp:lp-1', :key, 'h', '{}', :at)",
+            key=key,
+            at=now - age,
+        )
+    schedule = SCHEDULES["operation-key-cleanup"](stack.settings)
+    assert isinstance(schedule.action, ScheduleActionStartWorkflow)
+    assert schedule.action.workflow == OperationKeyCleanupWorkflow.__name__
+    outcome = await stack.client.execute_workflow(
+        OperationKeyCleanupWorkflow.run,
+        KeyCleanup(retention=stack.settings.operation_key_retention, batch=2),
+        id="operation-key-cleanup-1",
+        task_queue=stack.settings.temporal_task_queue,
+    )
+    assert (outcome.deleted, outcome.batches) == (5, 3)
+    left = await sql(db, "SELECT key FROM operation_keys ORDER BY key")
+    assert left == [("almost",), ("fresh",)]

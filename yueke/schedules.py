@@ -59,6 +59,35 @@ def teacher_reservation(settings: Settings) -> Schedule:
 
 
 SCHEDULES["teacher-reservation"] = teacher_reservation
+
+
+def operation_key_cleanup(settings: Settings) -> Schedule:
+    """Every hour at :17 (UTC), delete the operation keys older than the retention (7 days)."""
+    from domain.operation_key_cleanup import KeyCleanup
+    from workflows.operation_key_cleanup import OperationKeyCleanupWorkflow
+
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            OperationKeyCleanupWorkflow.run,
+            KeyCleanup(retention=settings.operation_key_retention),
+            id="operation-key-cleanup",
+            task_queue=settings.temporal_task_queue,
+            execution_timeout=timedelta(minutes=30),
+        ),
+        spec=ScheduleSpec(
+            calendars=[
+                ScheduleCalendarSpec(
+                    hour=[ScheduleRange(0, 23)],
+                    minute=[ScheduleRange(17)],
+                    second=[ScheduleRange(0)],
+                )
+            ]
+        ),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+
+
+SCHEDULES["operation-key-cleanup"] = operation_key_cleanup
 # Exclusive-teacher booking (SD-1) and auto-booking (SD-6), every Monday.
 SCHEDULES.update(WEEKLY_SCHEDULES)
 

@@ -1,6 +1,7 @@
 """Configuration from the environment (prefix YUEKE_, nested with __), plus the usual
 DATABASE_URL / TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE names of the servers."""
 
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
@@ -63,6 +64,9 @@ class Settings(BaseSettings):
     rules: BookingRules = BookingRules()
     # When the weekly booking Schedules fire (SD-1, SD-6), e.g. YUEKE_WEEKLY__AUTO_BOOKING_AT.
     weekly: WeeklyJobs = WeeklyJobs()
+    # Operation keys (Idempotency-Key answers, activity results) are kept this long, then the
+    # hourly Schedule `operation-key-cleanup` deletes them; a retry after that acts again.
+    operation_key_retention: timedelta = timedelta(days=7)
 
     @property
     def temporal_target(self) -> str:

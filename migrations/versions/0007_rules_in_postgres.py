@@ -5,7 +5,9 @@ Rules that concurrency could break, held by the database (issue 9):
   grid check no longer rounds a fraction of a second onto the grid;
 - a slot held for a student (a teacher-cancel offer) is held at most until it starts
   (`ck_timeslots_held_until_start`), and a hold expires after it was made
-  (`ck_teacher_cancels_expires_after_created`).
+  (`ck_teacher_cancels_expires_after_created`);
+- operation keys are found by age (`ix_operation_keys_created_at`), for the hourly cleanup of
+  those past their retention.
 
 Revision ID: 0007
 Revises: 0006
@@ -42,9 +44,11 @@ def upgrade() -> None:
     op.create_check_constraint(
         op.f("ck_teacher_cancels_expires_after_created"), "teacher_cancels", EXPIRES_AFTER_CREATED
     )
+    op.create_index("ix_operation_keys_created_at", "operation_keys", ["created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_operation_keys_created_at", table_name="operation_keys")
     op.drop_constraint(
         op.f("ck_teacher_cancels_expires_after_created"), "teacher_cancels", type_="check"
     )
