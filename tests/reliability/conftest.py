@@ -104,8 +104,9 @@ class Processes:
     def close(self) -> None:
         for proc in reversed(self.started):
             proc.stop(5)
-        for proc in self.started:  # shown with the test's output when it fails
-            print(f"--- {proc.name} ({proc.log}):\n{proc.tail()}")
+        logs = {proc.log: proc.name for proc in self.started}
+        for log, name in logs.items():  # shown with the test's output when it fails
+            print(f"--- {name} ({log}):\n{Proc(name, [], {}, log).tail()}")
 
 
 @pytest.fixture
@@ -321,3 +322,23 @@ def own_postgres(tmp_path: Path) -> Iterator[OwnPostgres]:
         yield server
     finally:
         server.close()
+
+
+async def worker_polling(address: str, queue: str, seconds: float = STARTUP_SECONDS) -> None:
+    """Until a worker polls the task queue for workflow tasks."""
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    client = await Client.connect(address)
+    request = DescribeTaskQueueRequest(
+        namespace="default",
+        task_queue=TaskQueue(name=queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    )
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if (await client.workflow_service.describe_task_queue(request)).pollers:
+            return
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"no worker polls {queue} after {seconds} s")

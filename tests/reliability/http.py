@@ -61,10 +61,13 @@ def problem(answer: Answer) -> str | None:
 
 @dataclass
 class Answers:
-    """Every answer of a test, and every connection the server dropped."""
+    """Every answer of a test, every connection the server dropped while a request was on it,
+    and every one it closed while idle (uvicorn's keep-alive timeout is 5 s), which the client
+    opens again as any HTTP client does."""
 
     all: list[Answer] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
+    reopened: list[str] = field(default_factory=list)
 
     def problems(self) -> list[str]:
         return [p for a in self.all if (p := problem(a)) is not None]
@@ -84,8 +87,8 @@ def p99(seconds: list[float]) -> float:
 
 
 class Connection:
-    """One keep-alive connection. A dropped connection is recorded in `answers.dropped` and
-    opened again for the next request."""
+    """One keep-alive connection. A dropped connection is recorded in `answers.dropped`, one
+    closed while idle in `answers.reopened`, and each is opened again for the next request."""
 
     def __init__(
         self, port: int, headers: dict[str, str], answers: Answers, *, timeout: float = 30.0
@@ -131,6 +134,9 @@ class Connection:
         started = time.monotonic()
         try:
             async with asyncio.timeout(self.timeout):
+                if self._reader is not None and self._reader.at_eof():
+                    self.answers.reopened.append(f"{method} {path}")
+                    await self.close()
                 if self._writer is None:
                     self._reader, self._writer = await asyncio.open_connection(
                         "127.0.0.1", self.port

@@ -117,6 +117,7 @@ async def test_postgres_stopped_and_restarted_under_load(
             await c.connection.close()
 
     answers.assert_all_well()  # JSON, no 5xx but 503 with a code, no connection dropped
+    assert not answers.reopened, "the same connections served the whole test"
     before = [a for a in answers.all if a.started + a.seconds < moments["stop"]]
     down = [a for a in answers.all if moments["stopped"] <= a.started < moments["start"]]
     after = [a for a in answers.all if a.started >= moments["recovered"]]
