@@ -159,6 +159,12 @@ class FirstWeekStarted(Invalid):
     code = "first_week_started"
 
 
+class TrialAlreadyBooked(DomainError):
+    """The parent's account already has its student and their trial class (H5-10)."""
+
+    code = "trial_already_booked"
+
+
 class FlowClosed(DomainError):
     """The workflow asked is over (its business record says why)."""
 

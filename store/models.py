@@ -80,12 +80,29 @@ class Teacher(Base):
 
 class Student(Base):
     __tablename__ = "students"
+    __table_args__ = (
+        # One student per parent account of a channel (H5-10 registers by it).
+        Index(
+            "uq_students_external_account",
+            "external_channel",
+            "external_account_id",
+            unique=True,
+            postgresql_where=text("external_account_id IS NOT NULL"),
+        ),
+        CheckConstraint(
+            "(external_channel IS NULL) = (external_account_id IS NULL)",
+            name="external_account_whole",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     level: Mapped[int]
     time_zone: Mapped[str] = mapped_column(String(64))
     exclusive_teacher_id: Mapped[int | None] = mapped_column(ForeignKey("teachers.id"))
+    # The parent's account in the channel that registered the student (H5-10), if any.
+    external_channel: Mapped[str | None] = mapped_column(String(24))
+    external_account_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
 
 
@@ -248,6 +265,15 @@ class LedgerEntry(Base):
     """Append-only (a trigger refuses UPDATE and DELETE): money moves only by new entries."""
 
     __tablename__ = "ledger_entries"
+    __table_args__ = (
+        # A student's free trial credit (H5-10) is granted once.
+        Index(
+            "uq_ledger_entries_one_trial_grant",
+            "student_id",
+            unique=True,
+            postgresql_where=text("reason = 'trial_grant'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     student_id: Mapped[int] = mapped_column(ForeignKey("students.id"), index=True)

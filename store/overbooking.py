@@ -21,7 +21,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.channels import Actor
-from domain.errors import ClassNotCancellable, NotFound
+from domain.errors import ClassNotCancellable, NotFound, TrialAlreadyBooked
 from domain.overbooking import (
     SLOT,
     TEACHER_LABELS,
@@ -155,6 +155,7 @@ async def book_instant(
 async def register_and_book_trial(
     session: AsyncSession,
     *,
+    parent_account_id: str,
     name: str,
     level: int,
     time_zone: str,
@@ -163,12 +164,44 @@ async def register_and_book_trial(
     now: datetime,
     rules: BookingRules,
 ) -> OverbookView:
-    """H5-10 (真约): a new student, their trial credit and their over-booked trial, at once."""
-    registered = await people.register_student(
-        session, name=name, level=level, time_zone=time_zone, exclusive_teacher_id=None, now=now
+    """H5-10 (真约): the student of the parent's account in the calling channel, their trial
+    credit and their over-booked trial, at once.
+
+    The first call for an account registers its student and grants the trial credit (once:
+    PostgreSQL keeps one student per channel and account, and one trial grant per student).
+    A later call finds that student and grants nothing: refused with trial_already_booked if
+    they have a trial class that is not cancelled, else their trial is booked with the credit
+    a cancellation gave back (or refused with insufficient_balance)."""
+    registered, new = await people.register_for_account(
+        session,
+        channel=actor.channel.value,
+        account_id=parent_account_id,
+        name=name,
+        level=level,
+        time_zone=time_zone,
+        now=now,
     )
-    trial = ledger.Charge(Asset.credit, CourseType.trial.value, 1)
-    await ledger.deposit(session, registered.id, trial, "trial_grant", actor, now)
+    if new:
+        trial = ledger.Charge(Asset.credit, CourseType.trial.value, 1)
+        await ledger.deposit(session, registered.id, trial, "trial_grant", actor, now)
+    else:
+        booked = await session.scalar(
+            select(Class.id)
+            .where(
+                Class.student_id == registered.id,
+                Class.course_type == CourseType.trial,
+                Class.state != ClassState.cancelled,
+            )
+            .order_by(Class.id)
+            .limit(1)
+        )
+        if booked is not None:
+            raise TrialAlreadyBooked(
+                "this parent account's student already has a trial class",
+                student_id=registered.id,
+                class_id=booked,
+                parent_account_id=parent_account_id,
+            )
     return await book(
         session,
         student_id=registered.id,

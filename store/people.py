@@ -3,6 +3,8 @@
 from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.rules import check_certification
@@ -54,6 +56,46 @@ async def register_student(
     session.add(student)
     await session.flush()
     return student
+
+
+async def register_for_account(
+    session: AsyncSession,
+    *,
+    channel: str,
+    account_id: str,
+    name: str,
+    level: int,
+    time_zone: str,
+    now: datetime,
+) -> tuple[Student, bool]:
+    """The student of a parent's account in a channel (H5-10), registered on its first call;
+    whether this call registered them. One INSERT ... ON CONFLICT DO NOTHING on the unique
+    (channel, account): calls at once wait for the first to commit, then find its student."""
+    student: Student | None = await session.scalar(
+        insert(Student)
+        .values(
+            name=name,
+            level=level,
+            time_zone=time_zone,
+            external_channel=channel,
+            external_account_id=account_id,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(
+            index_elements=[Student.external_channel, Student.external_account_id],
+            index_where=text("external_account_id IS NOT NULL"),
+        )
+        .returning(Student)
+    )
+    if student is not None:
+        return student, True
+    existing = await session.scalar(
+        select(Student)
+        .where(Student.external_channel == channel, Student.external_account_id == account_id)
+        .execution_options(populate_existing=True)
+    )
+    assert existing is not None, "the conflicting row has committed"
+    return existing, False
 
 
 async def get_teacher(session: AsyncSession, teacher_id: int) -> Teacher:

@@ -32,6 +32,7 @@ from store.db import Sessions
 from store.models import ClassRequest
 from tests.conftest import T0, Clock, Stack
 from tests.helpers import (
+    CC,
     FIREMAN,
     LP,
     as_,
@@ -46,6 +47,7 @@ from tests.helpers import (
 )
 from tests.test_class_request_flow import on_grid
 from tests.test_contract_flow import ZONE, answer, foreign_start, pair, proposal
+from tests.test_overbooking_flow import start_in
 from tests.test_races import outcome
 from tests.test_teacher_cancel_flow import booked_class, teacher_cancels
 from workflows.operation_key_cleanup import OperationKeyCleanupWorkflow
@@ -562,3 +564,56 @@ async def test_expired_operation_keys_go_and_fresh_ones_stay(stack: Stack, db: S
     assert (outcome.deleted, outcome.batches) == (5, 3)
     left = await sql(db, "SELECT key FROM operation_keys ORDER BY key")
     assert left == [("almost",), ("fresh",)]
+
+
+# --- 13. a real booking registers one student per parent account --------------------------------
+
+
+async def test_ten_real_bookings_of_one_parent_account_make_one_student_and_one_trial(
+    stack: Stack, db: Sessions
+) -> None:
+    """H5-10 (race): ten real bookings at once for one parent account (its id in the channel).
+    PostgreSQL keeps one student per channel and account (uq_students_external_account) and one
+    trial grant per student (uq_ledger_entries_one_trial_grant): one call registers, grants and
+    books; the nine others answer 409 trial_already_booked and grant nothing. Another account
+    of the same channel is another student; once the trial is cancelled, the same account books
+    again with the same student and the credit it got back."""
+    api = stack.api
+    start = await start_in(stack, 2 * DAY)
+    headers = as_("parent_h5", "wx-openid-7")
+
+    def trial(account: str, at: datetime = start) -> dict[str, str]:
+        return {"name": "新同学", "parent_account_id": account, "start_at": at.isoformat()}
+
+    url = "/v1/overbooked-classes/real-booking"
+    answers = await asyncio.gather(
+        *(api.post(url, json=trial("wx-7"), headers=headers) for _ in range(10))
+    )
+    counted = Counter(outcome(r) for r in answers)
+    assert counted == {(201, None): 1, (409, "trial_already_booked"): 9}, counted
+    [booked] = [r.json() for r in answers if r.status_code == 201]
+    s = booked["student_id"]
+    assert {r.json()["details"]["student_id"] for r in answers if r.status_code == 409} == {s}
+    assert await sql(db, "SELECT count(*) FROM students") == [(1,)]
+    assert await sql(db, "SELECT count(*) FROM ledger_entries WHERE reason = 'trial_grant'") == [
+        (1,)
+    ]
+    other = await api.post(url, json=trial("wx-8"), headers=headers)
+    assert other.status_code == 201 and other.json()["student_id"] != s, other.text
+
+    r = await api.post(f"/v1/classes/{booked['class_id']}/cancel", json={}, headers=CC)
+    assert (r.status_code, r.json()["refunded"]) == (200, True), r.text
+    again = await api.post(url, json=trial("wx-7", start + HOUR), headers=headers)
+    assert (again.status_code, again.json()["student_id"]) == (201, s), again.text
+    assert await sql(db, "SELECT count(*) FROM ledger_entries WHERE reason = 'trial_grant'") == [
+        (2,)
+    ]
+    with pytest.raises(IntegrityError, match="uq_ledger_entries_one_trial_grant"):
+        await sql(
+            db,
+            "INSERT INTO ledger_entries (student_id, asset, key, delta, reason, channel, "
+            "actor_id, occurred_at) VALUES (:s, 'credit', 'trial', 1, 'trial_grant', 'cc', "
+            "'cc-1', now())",
+            s=s,
+        )
+    await assert_money_consistent(db)

@@ -45,6 +45,12 @@ class NewOverbookedClass(BaseModel):
 
 
 class NewStudentTrial(BaseModel):
+    parent_account_id: Text = Field(
+        min_length=1,
+        max_length=64,
+        description="the parent's account in the calling channel (e.g. a WeChat openid): one "
+        "student per account",
+    )
     name: Text = Field(min_length=1, max_length=200)
     level: int = Field(1, ge=0, le=20)
     time_zone: TimeZone = "Asia/Shanghai"
@@ -150,8 +156,11 @@ async def book_overbooked(
     **describe(
         Operation.register_and_book_trial,
         ["H5-10"],
-        "Register a new student, give them their trial credit and book their trial through "
-        "the over-booking path, in one transaction.",
+        "Register the student of the parent's account (parent_account_id, in the calling "
+        "channel), give them their trial credit and book their trial through the over-booking "
+        "path, in one transaction. The account's first call registers and grants; a later one "
+        "finds the same student and grants nothing: 409 trial_already_booked while they have "
+        "a trial class, else the trial is booked with the credit a cancellation gave back.",
     ),
 )
 async def register_and_book_trial(
@@ -160,6 +169,7 @@ async def register_and_book_trial(
     async def op(session: AsyncSession) -> OverbookView:
         return await overbooking.register_and_book_trial(
             session,
+            parent_account_id=body.parent_account_id,
             name=body.name,
             level=body.level,
             time_zone=body.time_zone,

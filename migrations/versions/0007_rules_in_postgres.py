@@ -7,7 +7,10 @@ Rules that concurrency could break, held by the database (issue 9):
   (`ck_timeslots_held_until_start`), and a hold expires after it was made
   (`ck_teacher_cancels_expires_after_created`);
 - operation keys are found by age (`ix_operation_keys_created_at`), for the hourly cleanup of
-  those past their retention.
+  those past their retention;
+- a real booking (H5-10) registers one student per parent account of a channel
+  (`students.external_channel`, `external_account_id`, `uq_students_external_account`), and
+  a student's trial credit is granted once (`uq_ledger_entries_one_trial_grant`).
 
 Revision ID: 0007
 Revises: 0006
@@ -15,6 +18,7 @@ Revises: 0006
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
@@ -45,9 +49,35 @@ def upgrade() -> None:
         op.f("ck_teacher_cancels_expires_after_created"), "teacher_cancels", EXPIRES_AFTER_CREATED
     )
     op.create_index("ix_operation_keys_created_at", "operation_keys", ["created_at"])
+    op.add_column("students", sa.Column("external_channel", sa.String(length=24), nullable=True))
+    op.add_column("students", sa.Column("external_account_id", sa.String(length=64), nullable=True))
+    op.create_check_constraint(
+        op.f("ck_students_external_account_whole"),
+        "students",
+        "(external_channel IS NULL) = (external_account_id IS NULL)",
+    )
+    op.create_index(
+        "uq_students_external_account",
+        "students",
+        ["external_channel", "external_account_id"],
+        unique=True,
+        postgresql_where=sa.text("external_account_id IS NOT NULL"),
+    )
+    op.create_index(
+        "uq_ledger_entries_one_trial_grant",
+        "ledger_entries",
+        ["student_id"],
+        unique=True,
+        postgresql_where=sa.text("reason = 'trial_grant'"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("uq_ledger_entries_one_trial_grant", table_name="ledger_entries")
+    op.drop_index("uq_students_external_account", table_name="students")
+    op.drop_constraint(op.f("ck_students_external_account_whole"), "students", type_="check")
+    op.drop_column("students", "external_account_id")
+    op.drop_column("students", "external_channel")
     op.drop_index("ix_operation_keys_created_at", table_name="operation_keys")
     op.drop_constraint(
         op.f("ck_teacher_cancels_expires_after_created"), "teacher_cancels", type_="check"
