@@ -155,7 +155,7 @@ async def book_instant(
 async def register_and_book_trial(
     session: AsyncSession,
     *,
-    parent_account_id: str,
+    parent_account: str,
     name: str,
     level: int,
     time_zone: str,
@@ -175,7 +175,7 @@ async def register_and_book_trial(
     registered, new = await people.register_for_account(
         session,
         channel=actor.channel.value,
-        account_id=parent_account_id,
+        account_id=parent_account,
         name=name,
         level=level,
         time_zone=time_zone,
@@ -200,7 +200,7 @@ async def register_and_book_trial(
                 "this parent account's student already has a trial class",
                 student_id=registered.id,
                 class_id=booked,
-                parent_account_id=parent_account_id,
+                parent_account=parent_account,
             )
     return await book(
         session,

@@ -299,7 +299,7 @@ async def test_real_booking_registers_and_books_a_trial(stack: Stack, db: Sessio
     start = await start_in(stack, 3 * HOUR)
     r = await api.post(
         "/v1/overbooked-classes/real-booking",
-        json={"name": "新同学", "parent_account_id": "wx-1", "start_at": start.isoformat()},
+        json={"name": "新同学", "parent_account": "wx-1", "start_at": start.isoformat()},
         headers=as_("parent_h5", "wx-openid-1"),
     )
     assert r.status_code == 201, r.text

@@ -583,7 +583,7 @@ async def test_ten_real_bookings_of_one_parent_account_make_one_student_and_one_
     headers = as_("parent_h5", "wx-openid-7")
 
     def trial(account: str, at: datetime = start) -> dict[str, str]:
-        return {"name": "新同学", "parent_account_id": account, "start_at": at.isoformat()}
+        return {"name": "新同学", "parent_account": account, "start_at": at.isoformat()}
 
     url = "/v1/overbooked-classes/real-booking"
     answers = await asyncio.gather(

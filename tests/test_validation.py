@@ -287,7 +287,11 @@ async def test_time_zones_are_iana_names(api: httpx.AsyncClient, db: Sessions) -
         for url, body, headers in (
             ("/v1/teachers", {"name": "T", "kind": "foreign", "course_types": ["major"]}, FIREMAN),
             ("/v1/students", {"name": "S"}, CC),
-            ("/v1/overbooked-classes/real-booking", {"name": "S", "start_at": start}, CC),
+            (
+                "/v1/overbooked-classes/real-booking",
+                {"name": "S", "parent_account": "wx-1", "start_at": start},
+                CC,
+            ),
         ):
             details = await refuses(
                 api,

@@ -45,7 +45,7 @@ class NewOverbookedClass(BaseModel):
 
 
 class NewStudentTrial(BaseModel):
-    parent_account_id: Text = Field(
+    parent_account: Text = Field(
         min_length=1,
         max_length=64,
         description="the parent's account in the calling channel (e.g. a WeChat openid): one "
@@ -156,7 +156,7 @@ async def book_overbooked(
     **describe(
         Operation.register_and_book_trial,
         ["H5-10"],
-        "Register the student of the parent's account (parent_account_id, in the calling "
+        "Register the student of the parent's account (parent_account, in the calling "
         "channel), give them their trial credit and book their trial through the over-booking "
         "path, in one transaction. The account's first call registers and grants; a later one "
         "finds the same student and grants nothing: 409 trial_already_booked while they have "
@@ -169,7 +169,7 @@ async def register_and_book_trial(
     async def op(session: AsyncSession) -> OverbookView:
         return await overbooking.register_and_book_trial(
             session,
-            parent_account_id=body.parent_account_id,
+            parent_account=body.parent_account,
             name=body.name,
             level=body.level,
             time_zone=body.time_zone,
