@@ -53,6 +53,9 @@ def _refusal(exc: Exception) -> Refusal:
         return Refusal(code="flow_refused", status=409, message=str(cause))
     if isinstance(exc, PoolTimeout):
         return Refusal.of(DatabaseBusy("every database connection stayed busy; retry"))
+    if isinstance(exc, asyncpg.DataError):
+        # A value asyncpg cannot send as its parameter's type (an id past 64 bits...).
+        return Refusal(code="invalid_value", status=422, message="a value is out of range")
     if _database_down(exc):
         return Refusal.of(DatabaseUnavailable("the database cannot be reached; retry"))
     if isinstance(exc, DBAPIError):

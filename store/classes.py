@@ -5,8 +5,10 @@ audit rows commit together or not at all.
 """
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, time, timedelta
+from typing import Any
 
+import asyncpg
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,17 +22,150 @@ from domain.errors import (
 )
 from domain.payment import Payment
 from domain.rules import (
+    CHINESE_TEACHER_COURSE_TYPES,
+    L7,
     BookingRules,
     check_student_can_book,
     check_student_takes,
     check_teaches,
+    price,
     refund_due,
 )
-from domain.words import ClassState, CourseType, Direction
+from domain.words import Asset, ClassState, CourseType, Direction
 from store import audit, holds, inventory, ledger
-from store.db import get_or_404
+from store.db import Sessions, get_or_404, raw_connection
 from store.models import Class, Teacher, Timeslot
 from store.people import get_student
+
+# PAR-1, H5-1, H5-3, H5-4, LP-2 in one statement, one round trip, in its own implicit
+# transaction: the slot taken (open; general, or held for this student and not expired, but not
+# a teacher-cancel offer, whose hold `book_class` ends; 1 h - 4 weeks ahead; not kept for an
+# exclusive teacher's students, SD-2), the course type taught (and by a Chinese teacher only the
+# Chinese half of all-round advanced), the student's level (L7), the coupon, the debit under the
+# balance guard, the class, its ledger entry and both audit rows. Every condition is the one
+# `book_class` checks step by step; when any fails nothing is written and `book_class` says
+# which. If the slot was taken but the payment or the class was not (a race lost after the
+# slot's UPDATE), the last line divides by zero, which rolls the whole statement back.
+BOOK_AT_ONCE = (
+    """
+WITH student AS (
+    SELECT s.id, s.exclusive_teacher_id FROM students AS s
+    WHERE s.id = $1 AND ($3 <> 'l7_major' OR s.level = $17)
+), coupon AS (
+    SELECT $4 <> 'coupon' OR EXISTS (
+        SELECT 1 FROM coupons AS c
+        WHERE c.id = $15 AND c.student_id = $1 AND c.course_type = $3 AND c.expires_at > $7
+    ) AS valid
+), slot AS (
+    UPDATE timeslots AS t SET state = 'booked', updated_at = $7
+    FROM student, coupon
+    WHERE t.id = $2 AND t.state = 'open' AND coupon.valid
+      AND (t.direction = 'general'
+           OR (t.direction = 'student' AND t.direction_target = $1::text
+               AND (t.expires_at IS NULL OR t.expires_at > $7)
+               AND (t.origin IS NULL OR left(t.origin, length($18)) <> $18)))
+      AND t.start_at > $7 AND t.start_at BETWEEN $7 + $8 AND $7 + $9
+      AND EXISTS (
+          SELECT 1 FROM teachers AS te
+          WHERE te.id = t.teacher_id AND $3 = ANY(te.course_types)
+            AND (te.kind <> 'chinese' OR $3 = ANY($16::text[])))
+      AND NOT (
+          timezone($13, date_trunc('week', timezone($13, t.start_at))
+                        - interval '7 days' + $14::interval) > $7
+          AND EXISTS (SELECT 1 FROM students AS e WHERE e.exclusive_teacher_id = t.teacher_id)
+          AND t.teacher_id IS DISTINCT FROM student.exclusive_teacher_id)
+    RETURNING t.id, t.teacher_id, t.start_at
+), paid AS (
+    UPDATE accounts SET balance = balance - $6
+    WHERE student_id = $1 AND asset = $4 AND key = $5 AND balance >= $6
+      AND EXISTS (SELECT 1 FROM slot)
+    RETURNING student_id
+), cls AS (
+    INSERT INTO classes (student_id, teacher_id, timeslot_id, start_at, course_type, state,
+                         lesson, payment_asset, payment_key, payment_amount, channel, actor_id,
+                         created_at, updated_at)
+    SELECT $1, slot.teacher_id, slot.id, slot.start_at, $3, 'booked', $12, $4, $5, $6, $10,
+           $11, $7, $7
+    FROM slot, paid
+    ON CONFLICT DO NOTHING
+    RETURNING *
+), entry AS (
+    INSERT INTO ledger_entries (student_id, asset, key, delta, reason, class_id, channel,
+                                actor_id, occurred_at)
+    SELECT $1, $4, $5, -$6, 'booking', cls.id, $10, $11, $7 FROM cls
+    RETURNING id
+), audited AS (
+    """
+    + audit.INSERT
+    + """
+    SELECT 'timeslot', cls.timeslot_id, 'booked', $10, $11, $7,
+           jsonb_build_object('class_id', cls.id)
+    FROM cls
+    UNION ALL
+    SELECT 'class', cls.id, 'booked', $10, $11, $7,
+           jsonb_build_object('timeslot_id', cls.timeslot_id, 'payment', $4::text,
+                              'amount', $6::int)
+    FROM cls
+)
+SELECT cls.* FROM (SELECT 1) AS one LEFT JOIN cls ON true
+WHERE CASE WHEN EXISTS (SELECT 1 FROM slot) THEN 1 / (SELECT count(*) FROM entry)::int = 1
+           ELSE true END
+"""
+)
+
+
+async def book_class_at_once(
+    db: Sessions,
+    *,
+    student_id: int,
+    timeslot_id: int,
+    course_type: CourseType,
+    payment: Payment,
+    lesson: str | None,
+    actor: Actor,
+    now: datetime,
+    rules: BookingRules,
+) -> dict[str, Any] | None:
+    """The class booked by BOOK_AT_ONCE, committed; None if any rule refused (nothing was
+    written: `book_class` then books it, or says which rule refused)."""
+    asset = payment.asset
+    key = {
+        Asset.credit: course_type.value,
+        Asset.stones: ledger.STONES_KEY,
+        Asset.coupon: str(payment.coupon_id),
+    }[asset]
+    async with raw_connection(db) as connection:
+        try:
+            row = await connection.fetchrow(
+                BOOK_AT_ONCE,
+                student_id,
+                timeslot_id,
+                course_type.value,
+                asset.value,
+                key,
+                price(asset, course_type, rules),
+                now,
+                rules.student_book_min_lead,
+                rules.student_book_ahead,
+                actor.channel.value,
+                actor.id,
+                lesson,
+                rules.business_time_zone,
+                _since_midnight(rules.exclusive_priority_until),
+                payment.coupon_id,
+                sorted(c.value for c in CHINESE_TEACHER_COURSE_TYPES),
+                L7,
+                holds.FLOW,
+            )
+        except (asyncpg.DivisionByZeroError, asyncpg.DataError):
+            # A race lost after the slot was taken, or a value PostgreSQL cannot hold:
+            # `book_class` tells which.
+            return None
+    return dict(row) if row is not None and row["id"] is not None else None
+
+
+def _since_midnight(at: time) -> timedelta:
+    return timedelta(hours=at.hour, minutes=at.minute, seconds=at.second)
 
 
 async def book_class(

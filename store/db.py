@@ -1,5 +1,7 @@
 """Engine and sessions. One async_sessionmaker per process, sessions never expire on commit."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import (
@@ -48,3 +50,13 @@ async def get_or_404(
     if row is None:
         raise NotFound(entity, key)
     return row
+
+
+@asynccontextmanager
+async def raw_connection(db: Sessions) -> AsyncIterator[Any]:
+    """A pooled connection's asyncpg connection, outside any transaction: each statement is its
+    own (one round trip), and asyncpg keeps it prepared. For the hot paths only."""
+    engine: AsyncEngine = db.kw["bind"]
+    async with engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        yield raw.driver_connection

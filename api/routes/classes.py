@@ -65,6 +65,22 @@ class AuditOut(BaseModel):
 )
 async def book_class(body: BookClass, ctx: Context = caller(Operation.book_class)) -> ClassOut:
     ctx.acts_for_student(body.student_id)
+    if ctx.idempotency_key is None:
+        booked = await classes.book_class_at_once(
+            ctx.sessions,
+            student_id=body.student_id,
+            timeslot_id=body.timeslot_id,
+            course_type=body.course_type,
+            payment=body.payment,
+            lesson=body.lesson,
+            actor=ctx.actor,
+            now=ctx.now,
+            rules=ctx.rules,
+        )
+        if booked is not None:
+            return ClassOut.model_validate(booked)
+        # Refused: the step-by-step path below says which rule refused (or books, if the
+        # situation changed in between).
 
     async def op(session: AsyncSession) -> ClassOut:
         booked, hold_flow = await classes.book_class(
