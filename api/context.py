@@ -64,6 +64,14 @@ class Context:
                 student_id=student_id,
             )
 
+    @property
+    def parents_student(self) -> int | None:
+        """The one student a parent channel acts for (0, nobody, if its actor id is not a
+        student id); None for the other channels."""
+        if self.actor.channel not in PARENTS:
+            return None
+        return int(self.actor.id) if self.actor.id.isdecimal() and self.actor.id.isascii() else 0
+
     def acts_for_teacher(self, teacher_id: int | None) -> None:
         """The teacher portal acts only for the teacher logged in."""
         if self.actor.channel is Channel.teacher and self.actor.id != str(teacher_id):

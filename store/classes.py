@@ -343,6 +343,90 @@ async def book_classes(
     return booked
 
 
+# PAR-3, H5-5, LP-3, FM-2 in one statement, one round trip: the class cancelled if booked and
+# not started (and, for a parent, their own student's), refunded at least the cutoff (24 h)
+# ahead, its slot given back as `inventory.give_back` does (a held or offered slot becomes
+# general inventory; a request's slot stays only if the teacher kept it and the cancel is
+# early), and the audit rows. No row: nothing was written, and `cancel_class` says why.
+CANCEL_AT_ONCE = (
+    """
+WITH cls AS (
+    UPDATE classes SET state = 'cancelled', updated_at = $2, refunded = start_at - $2 >= $3
+    WHERE id = $1 AND state = 'booked' AND start_at > $2
+      AND ($4::bigint IS NULL OR student_id = $4)
+    RETURNING *
+), account AS (
+    INSERT INTO accounts (student_id, asset, key, balance)
+    SELECT student_id, payment_asset, payment_key, payment_amount FROM cls WHERE refunded
+    ON CONFLICT (student_id, asset, key)
+    DO UPDATE SET balance = accounts.balance + excluded.balance
+), entry AS (
+    INSERT INTO ledger_entries (student_id, asset, key, delta, reason, class_id, channel,
+                                actor_id, occurred_at)
+    SELECT student_id, payment_asset, payment_key, payment_amount, 'refund', id, $5, $6, $2
+    FROM cls WHERE refunded
+), slot AS (
+    UPDATE timeslots AS t
+    SET updated_at = $2,
+        state = CASE
+            WHEN t.direction <> 'request' THEN 'open'
+            WHEN cls.refunded AND coalesce(
+                (SELECT r.keep_slot FROM class_requests AS r
+                 WHERE r.id = CAST(t.direction_target AS bigint)), false) THEN 'open'
+            ELSE 'removed' END,
+        direction = CASE WHEN t.direction IN ('student', 'request') THEN 'general'
+                         ELSE t.direction END,
+        direction_target = CASE WHEN t.direction IN ('student', 'request') THEN NULL
+                                ELSE t.direction_target END,
+        expires_at = CASE WHEN t.direction = 'student' THEN NULL ELSE t.expires_at END
+    FROM cls WHERE t.id = cls.timeslot_id
+    RETURNING t.id
+), audited AS (
+    """
+    + audit.INSERT
+    + """
+    SELECT 'timeslot', slot.id, 'freed', $5, $6, $2, jsonb_build_object('class_id', $1::bigint)
+    FROM slot
+    UNION ALL
+    SELECT 'class', cls.id, 'cancelled', $5, $6, $2,
+           jsonb_build_object('refunded', cls.refunded, 'reason', $7::text, 'by_teacher', false)
+    FROM cls
+)
+SELECT * FROM cls
+"""
+)
+
+
+async def cancel_class_at_once(
+    db: Sessions,
+    *,
+    class_id: int,
+    owner: int | None,
+    reason: str | None,
+    actor: Actor,
+    now: datetime,
+    rules: BookingRules,
+) -> dict[str, Any] | None:
+    """The class cancelled by CANCEL_AT_ONCE, committed; None if it was not (nothing was
+    written: `cancel_class` then says why). `owner`: the only student whose class this caller
+    may cancel (a parent's), or None for staff."""
+    async with raw_connection(db) as connection:
+        try:
+            row = await connection.fetchrow(
+                CANCEL_AT_ONCE,
+                class_id,
+                now,
+                rules.refund_cutoff,
+                owner,
+                actor.channel.value,
+                actor.id,
+                reason,
+            )
+        except asyncpg.DataError:
+            return None
+    return dict(row) if row is not None else None
+
+
 async def cancel_class(
     session: AsyncSession,
     *,

@@ -159,3 +159,40 @@ async def test_it_writes_nothing_where_the_step_by_step_path_refuses(
     assert (refused.status_code // 100, refused.json()["code"]) == (4, code), refused.text
     assert await snapshot(db) == before
     await assert_money_consistent(db)
+
+
+async def cancel_at_once(
+    db: Sessions, clock: Clock, class_id: int, owner: int | None = None
+) -> dict[str, Any] | None:
+    return await classes.cancel_class_at_once(
+        db, class_id=class_id, owner=owner, reason="ill", actor=ACTOR, now=clock.now, rules=RULES
+    )
+
+
+async def test_it_cancels_early_with_a_refund_and_late_without(
+    api: httpx.AsyncClient, db: Sessions, clock: Clock
+) -> None:
+    """PAR-3, H5-5, LP-3: one statement cancels; at least 24 h ahead it refunds, later not; the
+    slot opens again either way; a parent cancels only their own student's class."""
+    t = await new_teacher(api)
+    s = await new_student(api, credits={"major": 2})
+    [early_slot] = await open_slots(api, t, T0 + 2 * DAY)
+    [late_slot] = await open_slots(api, t, T0 + DAY + timedelta(minutes=30))
+    early, late = [(await book(api, s, slot)).json()["id"] for slot in (early_slot, late_slot)]
+
+    assert await cancel_at_once(db, clock, early, owner=s + 1) is None  # another parent's
+    cancelled = await cancel_at_once(db, clock, early, owner=s)
+    assert cancelled is not None and cancelled["refunded"] is True
+    clock.advance(timedelta(hours=1))
+    cancelled_late = await cancel_at_once(db, clock, late)
+    assert cancelled_late is not None and cancelled_late["refunded"] is False
+    assert await cancel_at_once(db, clock, late) is None  # already cancelled
+
+    assert (await api.get(f"/v1/students/{s}/balances", headers=CC)).json()["credits"] == {
+        "major": 1
+    }
+    again = await at_once(db, clock, s, early_slot)
+    assert again is not None  # the freed slot is open again
+    trail = (await api.get(f"/v1/classes/{early}/audit", headers=as_("fireman"))).json()
+    assert [e["action"] for e in trail] == ["booked", "cancelled"]
+    await assert_money_consistent(db)

@@ -141,6 +141,19 @@ async def book_classes(
 async def cancel_class(
     class_id: IdParam, body: CancelClass, ctx: Context = caller(Operation.cancel_class)
 ) -> ClassOut:
+    if ctx.idempotency_key is None:
+        cancelled = await classes.cancel_class_at_once(
+            ctx.sessions,
+            class_id=class_id,
+            owner=ctx.parents_student,
+            reason=body.reason,
+            actor=ctx.actor,
+            now=ctx.now,
+            rules=ctx.rules,
+        )
+        if cancelled is not None:
+            return ClassOut.model_validate(cancelled)
+
     async def owner(session: AsyncSession) -> int:
         return (await classes.get_class(session, class_id)).student_id
 
