@@ -7,7 +7,7 @@ direction); the partial unique index keeps one live slot per teacher and start.
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, any_, or_, select, text, true, update
+from sqlalchemy import and_, or_, select, text, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -24,8 +24,8 @@ from domain.errors import (
 from domain.rules import BookingRules, check_teacher_can_open
 from domain.words import CourseType, Direction, TimeslotState
 from store import audit, exclusive
-from store.db import get_or_404
-from store.models import ClassRequest, Teacher, Timeslot
+from store.db import Sessions, get_or_404, raw_connection
+from store.models import ClassRequest, Timeslot
 from store.people import get_teacher
 
 
@@ -287,8 +287,35 @@ async def claim_at(
     return slot
 
 
-async def availability(
-    session: AsyncSession,
+# Availability (PAR-1, H5-1) in one round trip, answered as the API's JSON by PostgreSQL: open
+# general slots, and with a student those held for them and not expired (as `_bookable_by`),
+# from max(start_from, now) to start_to, by teacher and course type; times in UTC with "Z".
+AVAILABILITY_JSON = """
+SELECT coalesce(json_agg(json_build_object(
+           'id', t.id, 'teacher_id', t.teacher_id, 'start_at', {start_at},
+           'state', t.state, 'direction', t.direction, 'direction_target', t.direction_target,
+           'expires_at', {expires_at}) ORDER BY t.start_at, t.teacher_id), '[]')::text
+FROM (
+    SELECT * FROM timeslots AS t
+    WHERE t.state = 'open' AND t.start_at >= greatest($1::timestamptz, $4::timestamptz)
+      AND t.start_at < $2
+      AND (t.direction = 'general'
+           OR (t.direction = 'student' AND t.direction_target = $3::bigint::text
+               AND (t.expires_at IS NULL OR t.expires_at > $4)))
+      AND ($5::bigint IS NULL OR t.teacher_id = $5)
+      AND ($6::text IS NULL OR EXISTS (
+          SELECT 1 FROM teachers AS te WHERE te.id = t.teacher_id AND $6 = ANY(te.course_types)))
+    ORDER BY t.start_at, t.teacher_id
+    LIMIT $7
+) AS t
+""".format(
+    start_at="""to_char(t.start_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')""",
+    expires_at="""to_char(t.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')""",
+)
+
+
+async def availability_json(
+    db: Sessions,
     *,
     start_from: datetime,
     start_to: datetime,
@@ -297,26 +324,20 @@ async def availability(
     for_student: int | None,
     now: datetime,
     limit: int,
-) -> list[Timeslot]:
-    """Open slots a student could book: general ones, and with for_student that student's holds."""
-    query = select(Timeslot).where(
-        Timeslot.state == TimeslotState.open,
-        Timeslot.start_at >= max(start_from, now),
-        Timeslot.start_at < start_to,
-        _bookable_by(for_student, now)
-        if for_student is not None
-        else Timeslot.direction == Direction.general,
-    )
-    if teacher_id is not None:
-        query = query.where(Timeslot.teacher_id == teacher_id)
-    if course_type is not None:
-        query = query.join(Teacher, Teacher.id == Timeslot.teacher_id).where(
-            any_(Teacher.course_types) == course_type.value
+) -> str:
+    """Open slots a student could book, as a JSON array of the route's TimeslotOut."""
+    async with raw_connection(db) as connection:
+        answer: str = await connection.fetchval(
+            AVAILABILITY_JSON,
+            start_from,
+            start_to,
+            for_student,
+            now,
+            teacher_id,
+            course_type.value if course_type is not None else None,
+            limit,
         )
-    rows = await session.scalars(
-        query.order_by(Timeslot.start_at, Timeslot.teacher_id).limit(limit)
-    )
-    return list(rows)
+    return answer
 
 
 async def get_timeslot(session: AsyncSession, timeslot_id: int) -> Timeslot:

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -104,6 +104,7 @@ async def close_timeslots(
 
 @router.get(
     "/timeslots",
+    response_model=list[TimeslotOut],
     **describe(
         Operation.read_availability,
         ["PAR-1", "H5-1"],
@@ -120,7 +121,7 @@ async def availability(
     student_id: IdParam | None = None,
     limit: int = Query(200, ge=1, le=1000),
     ctx: Context = caller(Operation.read_availability),
-) -> list[TimeslotOut]:
+) -> Response:
     if student_id is not None:
         # Held slots are that student's business: the channels that may read the student (not
         # the teacher portal), and a parent only as that student.
@@ -132,17 +133,14 @@ async def availability(
             )
         ctx.acts_for_student(student_id)
 
-    async def op(session: AsyncSession) -> list[TimeslotOut]:
-        slots = await inventory.availability(
-            session,
-            start_from=start_from,
-            start_to=start_to,
-            teacher_id=teacher_id,
-            course_type=course_type,
-            for_student=student_id,
-            now=ctx.now,
-            limit=limit,
-        )
-        return [TimeslotOut.model_validate(slot) for slot in slots]
-
-    return await ctx.read(op)
+    answer = await inventory.availability_json(
+        ctx.sessions,
+        start_from=start_from,
+        start_to=start_to,
+        teacher_id=teacher_id,
+        course_type=course_type,
+        for_student=student_id,
+        now=ctx.now,
+        limit=limit,
+    )
+    return Response(answer, media_type="application/json")
