@@ -10,6 +10,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 from fastapi import Depends, Header, Request
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import WorkflowUpdateFailedError
 
@@ -86,6 +87,14 @@ class Context:
         self.acts_for_teacher(teacher_id)
 
     async def read(self, op: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """A read, sent once more on a fresh connection if its pooled one had been dropped
+        (connections are not pinged at checkout)."""
+        try:
+            async with self.sessions() as session:
+                return await op(session)
+        except DBAPIError as lost:
+            if not lost.connection_invalidated:
+                raise
         async with self.sessions() as session:
             return await op(session)
 

@@ -33,7 +33,7 @@ from domain.rules import (
 )
 from domain.words import Asset, ClassState, CourseType, Direction
 from store import audit, holds, inventory, ledger
-from store.db import Sessions, get_or_404, raw_connection
+from store.db import Sessions, fetch_at_once, get_or_404
 from store.models import Class, Teacher, Timeslot
 from store.people import get_student
 
@@ -134,33 +134,34 @@ async def book_class_at_once(
         Asset.stones: ledger.STONES_KEY,
         Asset.coupon: str(payment.coupon_id),
     }[asset]
-    async with raw_connection(db) as connection:
-        try:
-            row = await connection.fetchrow(
-                BOOK_AT_ONCE,
-                student_id,
-                timeslot_id,
-                course_type.value,
-                asset.value,
-                key,
-                price(asset, course_type, rules),
-                now,
-                rules.student_book_min_lead,
-                rules.student_book_ahead,
-                actor.channel.value,
-                actor.id,
-                lesson,
-                rules.business_time_zone,
-                _since_midnight(rules.exclusive_priority_until),
-                payment.coupon_id,
-                sorted(c.value for c in CHINESE_TEACHER_COURSE_TYPES),
-                L7,
-                holds.FLOW,
-            )
-        except (asyncpg.DivisionByZeroError, asyncpg.DataError):
-            # A race lost after the slot was taken, or a value PostgreSQL cannot hold:
-            # `book_class` tells which.
-            return None
+    try:
+        row = await fetch_at_once(
+            db,
+            "fetchrow",
+            BOOK_AT_ONCE,
+            student_id,
+            timeslot_id,
+            course_type.value,
+            asset.value,
+            key,
+            price(asset, course_type, rules),
+            now,
+            rules.student_book_min_lead,
+            rules.student_book_ahead,
+            actor.channel.value,
+            actor.id,
+            lesson,
+            rules.business_time_zone,
+            _since_midnight(rules.exclusive_priority_until),
+            payment.coupon_id,
+            sorted(c.value for c in CHINESE_TEACHER_COURSE_TYPES),
+            L7,
+            holds.FLOW,
+        )
+    except (asyncpg.DivisionByZeroError, asyncpg.DataError):
+        # A race lost after the slot was taken, or a value PostgreSQL cannot hold:
+        # `book_class` tells which.
+        return None
     return dict(row) if row is not None and row["id"] is not None else None
 
 
@@ -410,20 +411,21 @@ async def cancel_class_at_once(
     """The class cancelled by CANCEL_AT_ONCE, committed; None if it was not (nothing was
     written: `cancel_class` then says why). `owner`: the only student whose class this caller
     may cancel (a parent's), or None for staff."""
-    async with raw_connection(db) as connection:
-        try:
-            row = await connection.fetchrow(
-                CANCEL_AT_ONCE,
-                class_id,
-                now,
-                rules.refund_cutoff,
-                owner,
-                actor.channel.value,
-                actor.id,
-                reason,
-            )
-        except asyncpg.DataError:
-            return None
+    try:
+        row = await fetch_at_once(
+            db,
+            "fetchrow",
+            CANCEL_AT_ONCE,
+            class_id,
+            now,
+            rules.refund_cutoff,
+            owner,
+            actor.channel.value,
+            actor.id,
+            reason,
+        )
+    except asyncpg.DataError:
+        return None
     return dict(row) if row is not None else None
 
 

@@ -1,9 +1,8 @@
 """Engine and sessions. One async_sessionmaker per process, sessions never expire on commit."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import asyncpg
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -33,7 +32,6 @@ def create_engine(
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=pool_timeout,
-        pool_pre_ping=True,
         connect_args={"server_settings": {"application_name": application_name}},
     )
 
@@ -52,11 +50,36 @@ async def get_or_404(
     return row
 
 
-@asynccontextmanager
-async def raw_connection(db: Sessions) -> AsyncIterator[Any]:
-    """A pooled connection's asyncpg connection, outside any transaction: each statement is its
-    own (one round trip), and asyncpg keeps it prepared. For the hot paths only."""
+async def fetch_at_once(db: Sessions, method: str, statement: str, *args: Any) -> Any:
+    """One statement on a pooled connection's asyncpg connection, outside any transaction (its
+    own, one round trip; asyncpg keeps it prepared): `method` is asyncpg's `fetchrow` or
+    `fetchval`. For the hot paths only.
+
+    Connections are not pinged at checkout (a round trip per request). A connection the server
+    dropped fails its statement instead: it is invalidated with every older one, and the
+    statement is sent once more on a fresh connection."""
     engine: AsyncEngine = db.kw["bind"]
-    async with engine.connect() as connection:
-        raw = await connection.get_raw_connection()
-        yield raw.driver_connection
+    for attempt in (1, 2):
+        async with engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            try:
+                return await getattr(raw.driver_connection, method)(statement, *args)
+            except (
+                asyncpg.InterfaceError,
+                asyncpg.InternalClientError,
+                asyncpg.PostgresError,
+            ) as error:
+                if attempt == 2 or not _dropped(error):
+                    raise
+                await connection.invalidate(error)
+    raise AssertionError("unreachable")
+
+
+def _dropped(error: Exception) -> bool:
+    """The connection was closed (asyncpg saw it go), or the server ends it (shutdown,
+    terminated backend): not the statement's fault."""
+    if isinstance(error, asyncpg.DataError):
+        return False
+    if isinstance(error, asyncpg.InterfaceError | asyncpg.InternalClientError):
+        return True  # "connection is closed"; a protocol left mid-message by the server
+    return (getattr(error, "sqlstate", None) or "").startswith(("08", "57P"))

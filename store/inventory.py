@@ -24,7 +24,7 @@ from domain.errors import (
 from domain.rules import BookingRules, check_teacher_can_open
 from domain.words import CourseType, Direction, TimeslotState
 from store import audit, exclusive
-from store.db import Sessions, get_or_404, raw_connection
+from store.db import Sessions, fetch_at_once, get_or_404
 from store.models import ClassRequest, Timeslot
 from store.people import get_teacher
 
@@ -326,17 +326,18 @@ async def availability_json(
     limit: int,
 ) -> str:
     """Open slots a student could book, as a JSON array of the route's TimeslotOut."""
-    async with raw_connection(db) as connection:
-        answer: str = await connection.fetchval(
-            AVAILABILITY_JSON,
-            start_from,
-            start_to,
-            for_student,
-            now,
-            teacher_id,
-            course_type.value if course_type is not None else None,
-            limit,
-        )
+    answer: str = await fetch_at_once(
+        db,
+        "fetchval",
+        AVAILABILITY_JSON,
+        start_from,
+        start_to,
+        for_student,
+        now,
+        teacher_id,
+        course_type.value if course_type is not None else None,
+        limit,
+    )
     return answer
 
 

@@ -225,3 +225,46 @@ async def test_a_retried_key_gets_the_first_answer_after_a_crash(
         )
     assert classes == 1
     await assert_money_consistent(db)
+
+
+async def test_connections_the_server_dropped_are_replaced_unseen(
+    api: httpx.AsyncClient, db: Sessions
+) -> None:
+    """PAR-1, H5-1: pooled connections are not pinged at each checkout; when PostgreSQL has
+    dropped them (a restart, a failover), bookings, cancels, availability and reads go on."""
+    t = await teacher(api)
+    s = await student(api, credits={"major": 2})
+    [slot, other] = await open_slots(api, t, T0 + 2 * DAY, T0 + 3 * DAY)
+    parent = as_("parent_h5", s)
+    assert (await api.get(f"/v1/students/{s}/balances", headers=parent)).status_code == 200
+
+    async def drop_the_apis_connections() -> None:
+        async with db() as session:
+            await session.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = 'yueke-api' AND pid <> pg_backend_pid()"
+                )
+            )
+
+    await drop_the_apis_connections()
+    read = await api.get(f"/v1/students/{s}/balances", headers=parent)
+    assert read.status_code == 200, read.text
+    await drop_the_apis_connections()
+    booked = await api.post(
+        "/v1/classes",
+        json={"student_id": s, "timeslot_id": slot, "course_type": "major"},
+        headers=parent,
+    )
+    assert booked.status_code == 201, booked.text
+    await drop_the_apis_connections()
+    listed = await api.get(
+        "/v1/timeslots",
+        params={"start_from": T0.isoformat(), "start_to": (T0 + 7 * DAY).isoformat()},
+        headers=parent,
+    )
+    assert listed.status_code == 200 and [x["id"] for x in listed.json()] == [other]
+    await drop_the_apis_connections()
+    cancelled = await api.post(f"/v1/classes/{booked.json()['id']}/cancel", json={}, headers=parent)
+    assert cancelled.status_code == 200, cancelled.text
+    await assert_money_consistent(db)
