@@ -159,7 +159,7 @@ async def book_pair(
         session, progress_id=progress_id, student_id=student_id, now=now
     )
     booked: dict[int, Class] = {}
-    hold_flows: list[tuple[str, int, int]] = []
+    held_slots_booked: list[tuple[str, int, int]] = []
     for timeslot_id in sorted(wanted.values()):
         cls, hold_flow = await classes.book_class(
             session,
@@ -174,7 +174,7 @@ async def book_pair(
         )
         booked[timeslot_id] = cls
         if hold_flow is not None:
-            hold_flows.append((hold_flow, cls.id, timeslot_id))
+            held_slots_booked.append((hold_flow, cls.id, timeslot_id))
     pair = [booked[chinese_timeslot_id], booked[foreign_timeslot_id]]
     await audit.record(
         session,
@@ -187,4 +187,4 @@ async def book_pair(
         lesson=lesson,
         pair=[c.id for c in pair],
     )
-    return progress, pair, hold_flows
+    return progress, pair, held_slots_booked

@@ -1,4 +1,4 @@
-"""The edge of HTTP (issue 9): a body size limit checked before the body is read and before
+"""The edge of HTTP: a body size limit checked before the body is read and before
 anyone is authenticated, a time limit on receiving the body, one Authorization and one
 X-Actor-Id, held slots shown only to their student and to staff, and an OpenAPI that lists
 every error a route can answer.

@@ -1,4 +1,4 @@
-"""Rules PostgreSQL keeps, whatever runs at once (issue 9): CHECK constraints, partial unique
+"""Rules PostgreSQL keeps, whatever runs at once: CHECK constraints, partial unique
 indexes, conditional updates and row locks, each with the race or the state that broke it.
 
 covers: PAR-1, PAR-3, TCH-3, TCH-5, SD-4, SD-6, LP-1, H5-10, TMK-1

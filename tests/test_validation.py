@@ -1,4 +1,4 @@
-"""Rules and values the API used to let through (issue 9): who teaches what, who may take an
+"""Rules and values the API refuses: who teaches what, who may take an
 L7 major class, IANA time zones, local times without offsets, ids that are integers. Each
 refusal is a specific 4xx JSON error and changes nothing.
 

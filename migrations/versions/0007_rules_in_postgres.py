@@ -1,6 +1,6 @@
 """rules in PostgreSQL
 
-Rules that concurrency could break, held by the database (issue 9):
+Rules that concurrency could break, held by the database:
 - classes start on the :00/:30 grid to the second (`ck_classes_on_grid`), and the timeslots'
   grid check no longer rounds a fraction of a second onto the grid;
 - a slot held for a student (a teacher-cancel offer) is held at most until it starts
