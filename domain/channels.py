@@ -71,6 +71,7 @@ class Operation(StrEnum):
     finish_class = "finish_class"
     undo_finish = "undo_finish"
     adjust_label = "adjust_label"
+    read_teacher_penalties = "read_teacher_penalties"
     dino_home_priority = "dino_home_priority"
     create_learning_progress = "create_learning_progress"
     book_advanced_pair = "book_advanced_pair"
@@ -132,6 +133,8 @@ ALLOWED: dict[Operation, frozenset[Channel]] = {
     Operation.finish_class: frozenset({Channel.fireman}),
     Operation.undo_finish: frozenset({Channel.fireman}),
     Operation.adjust_label: frozenset({Channel.lp, Channel.cc, Channel.fireman}),
+    # A teacher's penalties (TCH-5, teacher labels): the teacher portal (their own), fireman.
+    Operation.read_teacher_penalties: frozenset({Channel.teacher, Channel.fireman}),
     Operation.dino_home_priority: frozenset({Channel.lp, Channel.supply_demand}),
     Operation.create_learning_progress: frozenset(
         {Channel.curriculum, Channel.tmk, Channel.cc, Channel.lp}

@@ -68,6 +68,14 @@ class RequestState(StrEnum):
     failed = "failed"
 
 
+class PenaltyKind(StrEnum):
+    """Why a teacher was penalised (TCH-5, and the penalising labels)."""
+
+    teacher_cancel = "teacher_cancel"
+    teacher_no_show = "teacher_no_show"
+    teacher_it_issue = "teacher_it_issue"
+
+
 class HoldState(StrEnum):
     """A teacher-cancel hold: the offered slots wait for the student until they expire."""
 

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.channels import Actor
 from domain.errors import ForbiddenActor, HoldClosed, HoldUntilOutOfRange, NotFound
 from domain.rules import BookingRules, check_on_grid, check_student_can_book
-from domain.words import Direction, HoldState, TimeslotState
-from store import audit, classes, inventory
+from domain.words import Direction, HoldState, PenaltyKind, TimeslotState
+from store import audit, classes, inventory, penalties
 from store.db import get_or_404
 from store.models import Class, TeacherCancel, Timeslot
 
@@ -44,7 +44,8 @@ async def cancel_by_teacher(
     now: datetime,
     rules: BookingRules,
 ) -> tuple[TeacherCancel, list[Timeslot]]:
-    """Cancel the class with a full refund, keep the record, and hold each offered time.
+    """Cancel the class with a full refund, keep the record, penalise the teacher
+    (`teacher_cancel`), and hold each offered time.
 
     Each offered time must be one the student can book now (on the grid, 1 h to 4 weeks
     ahead: the student's booking window, not the teacher's 8 weeks), or it could never be
@@ -78,6 +79,15 @@ async def cancel_by_teacher(
         updated_at=now,
     )
     session.add(record)
+    penalties.record(
+        session,
+        teacher_id=teacher_id,
+        class_id=class_id,
+        kind=PenaltyKind.teacher_cancel,
+        reason=reason,
+        actor=actor,
+        now=now,
+    )
     slots = [
         await inventory.claim_at(
             session,

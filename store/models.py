@@ -32,6 +32,7 @@ from domain.words import (
     CourseType,
     Direction,
     HoldState,
+    PenaltyKind,
     RequestState,
     TeacherKind,
     TimeslotState,
@@ -229,6 +230,36 @@ class TeacherCancel(Base):
     actor_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class TeacherPenalty(Base):
+    """A teacher's penalty: a teacher cancel (TCH-5) or a penalising label. Revoked (kept, with
+    who and when) when the label changes away or the finish is undone."""
+
+    __tablename__ = "teacher_penalties"
+    __table_args__ = (
+        Index("ix_teacher_penalties_teacher_id", "teacher_id", "id"),
+        # At most one standing penalty per class and teacher.
+        Index(
+            "uq_teacher_penalties_standing_class",
+            "class_id",
+            "teacher_id",
+            unique=True,
+            postgresql_where=text("revoked_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    teacher_id: Mapped[int] = mapped_column(ForeignKey("teachers.id"))
+    class_id: Mapped[int] = mapped_column(ForeignKey("classes.id"))
+    kind: Mapped[PenaltyKind] = mapped_column(_enum(PenaltyKind))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    channel: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    revoked_channel: Mapped[str | None] = mapped_column(String(24))
+    revoked_actor_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class Coupon(Base):

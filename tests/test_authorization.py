@@ -44,6 +44,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v1/classes/{class_id}"): "read_class",
     ("GET", "/v1/students/{student_id}/classes"): "read_student",
     ("GET", "/v1/classes/{class_id}/audit"): "read_audit",
+    ("GET", "/v1/classes/{class_id}/history"): "read_audit",
+    ("GET", "/v1/teachers/{teacher_id}/penalties"): "read_teacher_penalties",
     ("GET", "/v1/timeslots/{timeslot_id}/audit"): "read_audit",
     ("GET", "/v1/students/{student_id}/balances"): "read_balances",
     ("GET", "/v1/students/{student_id}/ledger"): "read_balances",
@@ -252,6 +254,16 @@ REQUESTS: dict[tuple[str, str], Callable[[World, int], Call]] = {
     ("GET", "/v1/classes/{class_id}/audit"): lambda w, i: (
         "GET",
         f"/v1/classes/{w.classes[i]}/audit",
+        {},
+    ),
+    ("GET", "/v1/classes/{class_id}/history"): lambda w, i: (
+        "GET",
+        f"/v1/classes/{w.classes[i]}/history",
+        {},
+    ),
+    ("GET", "/v1/teachers/{teacher_id}/penalties"): lambda w, i: (
+        "GET",
+        f"/v1/teachers/{w.teacher}/penalties",
         {},
     ),
     ("GET", "/v1/timeslots/{timeslot_id}/audit"): lambda w, i: (

@@ -1,5 +1,6 @@
-"""Finish a class with a label, undo finish, adjust the label: conditional, audited, no money
-moves, each refusal with its own code and nothing changed.
+"""Finish a class with a label, undo finish, adjust the label: conditional, audited, the money
+the label table says (more in tests/test_label_money.py), each refusal with its own code and
+nothing changed.
 
 covers: FM-3, FM-4, FM-5, LP-4, CC-7
 """
@@ -89,9 +90,19 @@ async def test_finish_relabel_undo_and_the_audit_trail(
     ]
     assert trail[2]["details"]["old_label"] == "as_scheduled"
     assert trail[2]["details"]["reason"] == "never came"
-    assert trail[4]["details"] == {"old_label": "system_issue", "reason": "wrong class"}
-    # No money moved: the one credit paid stays paid.
-    assert (await balances(api, s))["credits"] == {"major": 1}
+    assert trail[3]["details"]["money"] == "refunded"  # system_issue gives the credit back
+    assert trail[4]["details"] == {
+        "old_label": "system_issue",
+        "reason": "wrong class",
+        "money": "charged",
+    }
+    # teacher_it_issue: the one credit paid is given back, the teacher penalised.
+    assert trail[5]["details"] == {
+        "label": "teacher_it_issue",
+        "money": "refunded",
+        "penalty": "teacher_it_issue",
+    }
+    assert (await balances(api, s))["credits"] == {"major": 2}
     await assert_money_consistent(db)
 
 
