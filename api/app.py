@@ -14,6 +14,7 @@ from api import errors
 from api.edges import Edges
 from api.flows import Flows
 from api.routes import (
+    class_changes,
     class_requests,
     classes,
     contracts,
@@ -86,6 +87,7 @@ def create_app(
         dino_home,
         make_up,
         learning_progress,
+        class_changes,
         flows,
     ):
         app.include_router(module.router)

@@ -75,6 +75,9 @@ class Operation(StrEnum):
     dino_home_priority = "dino_home_priority"
     create_learning_progress = "create_learning_progress"
     book_advanced_pair = "book_advanced_pair"
+    force_book = "force_book"
+    change_teacher = "change_teacher"
+    change_student = "change_student"
 
 
 _STAFF_BOOKERS = frozenset(
@@ -140,6 +143,10 @@ ALLOWED: dict[Operation, frozenset[Channel]] = {
         {Channel.curriculum, Channel.tmk, Channel.cc, Channel.lp}
     ),
     Operation.book_advanced_pair: frozenset({Channel.curriculum, Channel.cc}),
+    # Force-book (FM-1), change teacher (FM-5; trials: TMK-3, CC-3), change student (TMK-5, CC-5).
+    Operation.force_book: frozenset({Channel.fireman}),
+    Operation.change_teacher: frozenset({Channel.fireman, Channel.tmk, Channel.cc}),
+    Operation.change_student: frozenset({Channel.tmk, Channel.cc}),
 }
 
 

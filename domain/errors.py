@@ -254,3 +254,9 @@ class LearningProgressExists(DomainError):
 
 class LearningProgressClosed(DomainError):
     code = "learning_progress_closed"
+
+
+class ClassNotBooked(DomainError):
+    """The class is cancelled or finished: it can no longer change teacher or student."""
+
+    code = "class_not_booked"

@@ -93,6 +93,10 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v1/overbooked-classes/{class_id}"): "read_class",
     ("POST", "/v1/classes/{class_id}/swap-teacher"): "swap_teacher",
     ("POST", "/v1/teacher-reservations"): "reserve_teachers",
+    # Force-book, change teacher, change student.
+    ("POST", "/v1/classes/force-book"): "force_book",
+    ("POST", "/v1/classes/{class_id}/change-teacher"): "change_teacher",
+    ("POST", "/v1/classes/{class_id}/change-student"): "change_student",
 }
 # Routes without a channel key, on purpose.
 PUBLIC = {
@@ -295,6 +299,19 @@ REQUESTS: dict[tuple[str, str], Callable[[World, int], Call]] = {
         "GET",
         f"/v1/students/{w.student}/learning-progress",
         {},
+    ),
+    ("POST", "/v1/classes/force-book"): lambda w, i: (
+        "POST",
+        "/v1/classes/force-book",
+        {
+            "json": {
+                "student_id": w.student,
+                "teacher_id": w.teacher,
+                "start_at": w.fresh[i],
+                "course_type": "major",
+                "reason": "matrix",
+            }
+        },
     ),
     ("POST", "/v1/students/{student_id}/coupons"): lambda w, i: (
         "POST",
