@@ -78,6 +78,8 @@ class Operation(StrEnum):
     force_book = "force_book"
     change_teacher = "change_teacher"
     change_student = "change_student"
+    start_course = "start_course"
+    read_exclusive_teacher = "read_exclusive_teacher"
 
 
 _STAFF_BOOKERS = frozenset(
@@ -147,6 +149,11 @@ ALLOWED: dict[Operation, frozenset[Channel]] = {
     Operation.force_book: frozenset({Channel.fireman}),
     Operation.change_teacher: frozenset({Channel.fireman, Channel.tmk, Channel.cc}),
     Operation.change_student: frozenset({Channel.tmk, Channel.cc}),
+    # Start a course (H5-6, LP-5); the exclusive teacher and priority window, read (H5-7, H5-8).
+    Operation.start_course: frozenset({Channel.parent_h5, Channel.lp}),
+    Operation.read_exclusive_teacher: frozenset(
+        {Channel.parent_h5, Channel.lp, Channel.supply_demand, Channel.fireman}
+    ),
 }
 
 

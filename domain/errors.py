@@ -256,6 +256,12 @@ class LearningProgressClosed(DomainError):
     code = "learning_progress_closed"
 
 
+class CourseNotStarted(DomainError):
+    """A special-course class before the student's special course has started (H5-6, LP-5)."""
+
+    code = "course_not_started"
+
+
 class ClassNotBooked(DomainError):
     """The class is cancelled or finished: it can no longer change teacher or student."""
 

@@ -19,7 +19,7 @@ from domain.rules import (
     request_deadline,
 )
 from domain.words import ClassState, CourseType, Direction, RequestState, TimeslotState
-from store import audit, classes, inventory, ledger
+from store import audit, classes, courses, inventory, ledger
 from store.db import get_or_404
 from store.models import Class, ClassRequest
 from store.people import get_student, get_teacher
@@ -54,6 +54,7 @@ async def check_request(
     teacher = await get_teacher(session, teacher_id)
     check_can_request(start_at, now, rules)
     check_student_takes(student.id, student.level, course_type)
+    await courses.check_started(session, student.id, course_type)
     check_teaches(teacher.id, teacher.kind, teacher.course_types, course_type)
 
 

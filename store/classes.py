@@ -32,14 +32,15 @@ from domain.rules import (
     refund_due,
 )
 from domain.words import Asset, ClassState, CourseType, Direction
-from store import audit, holds, inventory, ledger
+from store import audit, courses, holds, inventory, ledger
 from store.db import Sessions, fetch_at_once, get_or_404
 from store.models import Class, Teacher, Timeslot
 from store.people import get_student
 
 # PAR-1, H5-1, H5-3, H5-4, LP-2 in one statement, one round trip, in its own implicit
 # transaction: the slot taken (open; general, or held for this student and not expired, but not
-# a teacher-cancel offer, whose hold `book_class` ends; 1 h - 4 weeks ahead; not kept for an
+# a teacher-cancel offer, whose hold `book_class` ends; 1 h - 4 weeks ahead; a special class
+# only once the student's special course has started, H5-6; not kept for an
 # exclusive teacher's students, SD-2), the course type taught (and by a Chinese teacher only the
 # Chinese half of all-round advanced), the student's level (L7), the coupon, the debit under the
 # balance guard, the class, its ledger entry and both audit rows. Every condition is the one
@@ -51,6 +52,9 @@ BOOK_AT_ONCE = (
 WITH student AS (
     SELECT s.id, s.exclusive_teacher_id FROM students AS s
     WHERE s.id = $1 AND ($3 <> 'l7_major' OR s.level = $17)
+      AND """
+    + courses.STARTED_SQL
+    + """
 ), coupon AS (
     SELECT $4 <> 'coupon' OR EXISTS (
         SELECT 1 FROM coupons AS c
@@ -189,6 +193,7 @@ async def book_class(
     """
     student = await get_student(session, student_id)
     check_student_takes(student.id, student.level, course_type)
+    await courses.check_started(session, student_id, course_type)
     slot = await inventory.take_slot(
         session, timeslot_id, student_id=student_id, now=now, rules=rules
     )

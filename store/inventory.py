@@ -5,7 +5,7 @@ direction); the partial unique index keeps one live slot per teacher and start.
 """
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import and_, or_, select, text, true, update
 from sqlalchemy.dialects.postgresql import insert
@@ -15,13 +15,16 @@ from sqlalchemy.sql.elements import ColumnElement
 from domain.channels import Actor
 from domain.errors import (
     HoldExpired,
+    InPast,
     NotFound,
+    OutsideWindow,
     SlotAlreadyBooked,
     SlotNotOpen,
     SlotReserved,
     TeacherBusy,
 )
-from domain.rules import BookingRules, check_teacher_can_open
+from domain.rules import BookingRules, check_on_grid, check_teacher_can_open
+from domain.week_pattern import LocalStart, PatternTime, local_starts
 from domain.words import CourseType, Direction, TimeslotState
 from store import audit, exclusive
 from store.db import Sessions, fetch_at_once, get_or_404
@@ -290,6 +293,9 @@ async def claim_at(
 # Availability (PAR-1, H5-1) in one round trip, answered as the API's JSON by PostgreSQL: open
 # general slots, and with a student those held for them and not expired (as `_bookable_by`),
 # from max(start_from, now) to start_to, by teacher and course type; times in UTC with "Z".
+# With `hide_kept` ($8), slots still kept for an exclusive teacher's students (SD-2, as
+# `exclusive.kept_from`) are left out unless the student ($3) is one of them (no student: left
+# out).
 AVAILABILITY_JSON = """
 SELECT coalesce(json_agg(json_build_object(
            'id', t.id, 'teacher_id', t.teacher_id, 'start_at', {start_at},
@@ -305,6 +311,12 @@ FROM (
       AND ($5::bigint IS NULL OR t.teacher_id = $5)
       AND ($6::text IS NULL OR EXISTS (
           SELECT 1 FROM teachers AS te WHERE te.id = t.teacher_id AND $6 = ANY(te.course_types)))
+      AND NOT ($8::boolean
+          AND timezone($9, date_trunc('week', timezone($9, t.start_at))
+                           - interval '7 days' + $10::interval) > $4
+          AND EXISTS (SELECT 1 FROM students AS e WHERE e.exclusive_teacher_id = t.teacher_id)
+          AND t.teacher_id IS DISTINCT FROM (
+              SELECT s.exclusive_teacher_id FROM students AS s WHERE s.id = $3::bigint))
     ORDER BY t.start_at, t.teacher_id
     LIMIT $7
 ) AS t
@@ -324,8 +336,13 @@ async def availability_json(
     for_student: int | None,
     now: datetime,
     limit: int,
+    hide_kept: bool = False,
+    rules: BookingRules | None = None,
 ) -> str:
-    """Open slots a student could book, as a JSON array of the route's TimeslotOut."""
+    """Open slots a student could book, as a JSON array of the route's TimeslotOut; with
+    `hide_kept`, not those the exclusive-teacher window (SD-2) keeps from `for_student`."""
+    rules = rules or BookingRules()
+    until = rules.exclusive_priority_until
     answer: str = await fetch_at_once(
         db,
         "fetchval",
@@ -337,6 +354,9 @@ async def availability_json(
         teacher_id,
         course_type.value if course_type is not None else None,
         limit,
+        hide_kept,
+        rules.business_time_zone,
+        timedelta(hours=until.hour, minutes=until.minute, seconds=until.second),
     )
     return answer
 
@@ -350,3 +370,46 @@ async def slots_of_origin(session: AsyncSession, origin: str) -> list[Timeslot]:
         select(Timeslot).where(Timeslot.origin == origin).order_by(Timeslot.start_at)
     )
     return list(rows)
+
+
+async def open_week_pattern(
+    session: AsyncSession,
+    *,
+    teacher_id: int,
+    first_week: date,
+    weeks: int,
+    times: list[PatternTime],
+    time_zone: str | None,
+    actor: Actor,
+    now: datetime,
+    rules: BookingRules,
+) -> tuple[str, list[Timeslot], list[tuple[LocalStart, str]]]:
+    """TCH-1 by week pattern: the pattern's starts in the teacher's time zone (or `time_zone`)
+    opened as UTC slots. The zone used, the slots opened, and each start skipped with why:
+    `no_such_local_time` (skipped by a change to summer time), `in_past`,
+    `outside_booking_window` (past the teacher's 8 weeks ahead), `already_open`. A start off
+    the :00/:30 UTC grid (a zone with a :45 offset) refuses the whole call (`422 off_grid`)."""
+    teacher = await get_teacher(session, teacher_id)
+    zone = time_zone or teacher.time_zone
+    starts = local_starts(first_week, weeks, times, zone)
+    skipped: list[tuple[LocalStart, str]] = []
+    wanted: dict[datetime, LocalStart] = {}
+    for start in starts:
+        if start.start_at is None:
+            skipped.append((start, "no_such_local_time"))
+            continue
+        check_on_grid(start.start_at)
+        if start.start_at <= now:
+            skipped.append((start, InPast.code))
+        elif start.start_at > now + rules.teacher_open_ahead:
+            skipped.append((start, OutsideWindow.code))
+        else:
+            wanted[start.start_at] = start
+    opened: list[Timeslot] = []
+    if wanted:
+        opened, live = await open_timeslots(
+            session, teacher_id=teacher_id, starts=list(wanted), actor=actor, now=now, rules=rules
+        )
+        skipped += [(wanted[at], "already_open") for at in live]
+    skipped.sort(key=lambda s: s[0].local.astimezone(UTC))
+    return zone, opened, skipped

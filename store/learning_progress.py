@@ -74,6 +74,39 @@ async def create(
     return created
 
 
+async def start(
+    session: AsyncSession,
+    *,
+    student_id: int,
+    course_type: CourseType,
+    lessons: int | None,
+    actor: Actor,
+    now: datetime,
+) -> LearningProgress:
+    """H5-6, LP-5: the student's progress in the course, from lesson 1; once per student and
+    course (`409 learning_progress_exists`)."""
+    progress = await create(
+        session,
+        student_id=student_id,
+        course=course_type.value,
+        lessons=lessons,
+        first_lesson=1,
+        actor=actor,
+        now=now,
+    )
+    await audit.record(
+        session,
+        "progress",
+        [progress.id],
+        "course_started",
+        actor,
+        now,
+        student_id=student_id,
+        course_type=course_type.value,
+    )
+    return progress
+
+
 async def of_student(session: AsyncSession, student_id: int) -> list[LearningProgress]:
     await get_student(session, student_id)
     rows = await session.scalars(

@@ -85,6 +85,9 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/learning-progress"): "create_learning_progress",
     ("GET", "/v1/students/{student_id}/learning-progress"): "read_student",
     ("POST", "/v1/advanced-classes"): "book_advanced_pair",
+    ("POST", "/v1/students/{student_id}/courses"): "start_course",
+    ("GET", "/v1/students/{student_id}/exclusive-teacher"): "read_exclusive_teacher",
+    ("POST", "/v1/teachers/{teacher_id}/timeslots/week-pattern"): "open_timeslots",
     # Over-booking.
     ("POST", "/v1/overbooked-classes"): "book_overbooked",
     ("POST", "/v1/overbooked-classes/real-booking"): "register_and_book_trial",
@@ -298,6 +301,11 @@ REQUESTS: dict[tuple[str, str], Callable[[World, int], Call]] = {
     ("GET", "/v1/students/{student_id}/learning-progress"): lambda w, i: (
         "GET",
         f"/v1/students/{w.student}/learning-progress",
+        {},
+    ),
+    ("GET", "/v1/students/{student_id}/exclusive-teacher"): lambda w, i: (
+        "GET",
+        f"/v1/students/{w.student}/exclusive-teacher",
         {},
     ),
     ("POST", "/v1/classes/force-book"): lambda w, i: (

@@ -145,10 +145,17 @@ async def test_cancel_after_the_start_is_refused(api: httpx.AsyncClient, clock: 
     assert (r.status_code, r.json()["code"]) == (409, "class_started")
 
 
+async def special_started(api: httpx.AsyncClient, s: int) -> None:
+    """H5-6: a special class is booked once the student's special course has started."""
+    r = await api.post(f"/v1/students/{s}/courses", json={"course_type": "special"}, headers=LP)
+    assert r.status_code == 201, r.text
+
+
 async def test_book_with_a_coupon_once(api: httpx.AsyncClient, db: Sessions) -> None:
     """H5-1 (coupon): single use, course type and expiry checked."""
     t = await teacher(api, course_types=("major", "special"))
     s = await student(api)
+    await special_started(api, s)
     slots = await open_slots(api, t, T0 + 2 * DAY, T0 + 3 * DAY, T0 + 4 * DAY)
     coupon = (
         await api.post(
@@ -189,6 +196,7 @@ async def test_book_with_energy_stones_at_the_set_price(
     """H5-1 (stones), H5-3 (special), H5-4 (L7 major, for a Level 7 student)."""
     t = await teacher(api, course_types=("major", "special", "l7_major"))
     s = await student(api, level=7)
+    await special_started(api, s)
     await grant(api, s, "stones", 250)
     slots = await open_slots(api, t, T0 + 2 * DAY, T0 + 3 * DAY, T0 + 4 * DAY)
     stones = {"asset": "stones"}

@@ -58,9 +58,12 @@ class AuditOut(BaseModel):
     status_code=201,
     **describe(
         Operation.book_class,
-        ["PAR-1", "PAR-2", "H5-1", "H5-2", "H5-3", "H5-4", "LP-2", "TMK-2", "CC-2"],
+        ["PAR-1", "PAR-2", "H5-1", "H5-2", "H5-3", "H5-4", "H5-8", "LP-2", "TMK-2", "CC-2"],
         "Book an open timeslot for a course type, paid with credit, a coupon or energy stones. "
-        "Between 1 h and 4 weeks ahead; the teacher must teach the course type.",
+        "Between 1 h and 4 weeks ahead; the teacher must teach the course type. A special class "
+        "needs the student's special course started (409 course_not_started, H5-6). Inside the "
+        "exclusive-teacher priority window (SD-2, H5-8) an exclusive teacher's slots are for "
+        "their own exclusive students (409 slot_reserved for others).",
     ),
 )
 async def book_class(body: BookClass, ctx: Context = caller(Operation.book_class)) -> ClassOut:

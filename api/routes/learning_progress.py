@@ -1,6 +1,8 @@
 """Learning progress (CUR-1 bootcamp, TMK-7, CC-8) and the all-round advanced pair booking
 (全项进阶, CUR-1, CC-2): a Chinese and a foreign teacher's classes of the next lesson."""
 
+from typing import Literal
+
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,6 +13,7 @@ from api.types import Id, IdParam
 from domain.channels import Operation
 from domain.learning_progress import ADVANCED_BOOTCAMP, ProgressView
 from domain.payment import Payment
+from domain.words import CourseType
 from store import learning_progress
 
 router = APIRouter(prefix="/v1", tags=["learning progress"])
@@ -21,6 +24,13 @@ class NewProgress(BaseModel):
     course: str = Field(ADVANCED_BOOTCAMP, pattern=r"^[a-z0-9_]{1,32}$")
     lessons: int | None = Field(None, ge=1, le=1000, description="omit for open-ended")
     first_lesson: int = Field(1, ge=1, le=1000)
+
+
+class StartCourse(BaseModel):
+    course_type: Literal["special", "major"] = Field(
+        description="the course to start: special (专项课) or major"
+    )
+    lessons: int | None = Field(None, ge=1, le=1000, description="omit for open-ended")
 
 
 class AdvancedPair(BaseModel):
@@ -63,6 +73,38 @@ async def create_progress(
             now=ctx.now,
         )
         return ProgressView.model_validate(created)
+
+    return await ctx.run(body, ProgressView, op)
+
+
+@router.post(
+    "/students/{student_id}/courses",
+    status_code=201,
+    **describe(
+        Operation.start_course,
+        ["H5-6", "LP-5"],
+        "Start the student's course (开课): special or major. It is stored as the student's "
+        "learning progress in that course (course = the course type), from lesson 1. A special "
+        "class (H5-3) is booked or requested only once the special course has started: 409 "
+        "course_not_started before. Once per student and course: 409 learning_progress_exists. "
+        "A parent starts only their own student's course.",
+    ),
+)
+async def start_course(
+    student_id: IdParam, body: StartCourse, ctx: Context = caller(Operation.start_course)
+) -> ProgressView:
+    ctx.acts_for_student(student_id)
+
+    async def op(session: AsyncSession) -> ProgressView:
+        started = await learning_progress.start(
+            session,
+            student_id=student_id,
+            course_type=CourseType(body.course_type),
+            lessons=body.lessons,
+            actor=ctx.actor,
+            now=ctx.now,
+        )
+        return ProgressView.model_validate(started)
 
     return await ctx.run(body, ProgressView, op)
 

@@ -12,7 +12,7 @@ from api.types import Id, IdParam
 from domain.auto_booking import ResultView, RuleView, RunKind, RunRequest, RunView, Wish
 from domain.channels import Operation
 from domain.words import CourseType
-from store import auto_booking
+from store import auto_booking, exclusive
 from workflows.auto_booking import WeeklyBookingWorkflow
 from workflows.common import search_attributes
 
@@ -108,6 +108,30 @@ async def set_exclusive_teacher(
         )
 
     return await ctx.run(body, RuleView, op)
+
+
+@router.get(
+    "/students/{student_id}/exclusive-teacher",
+    **describe(
+        Operation.read_exclusive_teacher,
+        ["H5-7", "H5-8", "SD-2"],
+        "The student's exclusive teacher (null if none) and weekly pattern, and the priority "
+        "windows (SD-2): for next week and the week after, whether that week's slots of "
+        "exclusive teachers are still kept for their own exclusive students, and until when "
+        "(08:30 Asia/Shanghai on the Monday before the week). Inside an open window the student "
+        "books their exclusive teacher's slots with POST /v1/classes; others get 409 "
+        "slot_reserved. A parent reads only their own student.",
+    ),
+)
+async def read_exclusive_teacher(
+    student_id: IdParam, ctx: Context = caller(Operation.read_exclusive_teacher)
+) -> exclusive.ExclusiveView:
+    ctx.acts_for_student(student_id)
+
+    async def read(session: AsyncSession) -> exclusive.ExclusiveView:
+        return await exclusive.exclusive_of(session, student_id, ctx.now, ctx.rules)
+
+    return await ctx.read(read)
 
 
 @router.post(

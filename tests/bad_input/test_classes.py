@@ -349,6 +349,10 @@ async def test_course_type_not_taught(api: httpx.AsyncClient, db: Sessions, worl
     """covers: PAR-1, H5-3"""
     s = world.student
     await grant(api, s, "credit", 1, "special")
+    r = await api.post(
+        f"/v1/students/{s}/courses", json={"course_type": "special"}, headers=as_("lp")
+    )
+    assert r.status_code == 201, r.text  # H5-6: the special course has started
     body = await refused(
         api,
         db,
