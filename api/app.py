@@ -94,7 +94,8 @@ def create_app(
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> JSONResponse:
-        """The database and Temporal, each `ok` or the error; 503 unless both are ok."""
+        """The database and Temporal, each `ok` or the error; 503 unless both are ok, with the
+        code of the first that is not (as every 503)."""
         checks: dict[str, str] = {}
         try:
             async with app.state.sessions() as session:
@@ -108,7 +109,9 @@ def create_app(
             checks["temporal"] = "ok"
         except Exception as exc:
             checks["temporal"] = f"error: {exc.__class__.__name__}: {exc}"
-        healthy = all(v == "ok" for v in checks.values())
-        return JSONResponse(checks, status_code=200 if healthy else 503)
+        down = [name for name, check in checks.items() if check != "ok"]
+        if not down:
+            return JSONResponse(checks)
+        return JSONResponse({"code": f"{down[0]}_unavailable", **checks}, status_code=503)
 
     return app

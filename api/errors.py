@@ -14,11 +14,11 @@ from sqlalchemy.exc import DataError, DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from temporalio.client import RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.errors import DatabaseBusy, DatabaseUnavailable, DomainError, TemporalUnavailable
+from domain.errors import DatabaseBusy, DatabaseUnavailable, DomainError
 from domain.refusal import Refusal
 
 log = logging.getLogger(__name__)
@@ -68,8 +68,6 @@ def _refusal(exc: Exception) -> Refusal:
             return Refusal(
                 code="invalid_value", status=422, message="a value is out of range or invalid"
             )
-    if isinstance(exc, RPCTimeoutOrCancelledError):  # an update cut off at flow_answer_timeout
-        return Refusal.of(TemporalUnavailable("the flow did not answer in time; retry"))
     if isinstance(exc, RPCError):
         if exc.status is RPCStatusCode.NOT_FOUND:
             return Refusal(code="flow_not_found", status=404, message=exc.message)

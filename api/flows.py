@@ -10,7 +10,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    RPCTimeoutOrCancelledError,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+)
 from temporalio.common import (
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
@@ -75,7 +80,8 @@ class Flows:
         try:
             async with asyncio.timeout(seconds):
                 yield
-        except TimeoutError as exc:
+        # An update call cut off by the timeout surfaces as temporalio's own error.
+        except (TimeoutError, RPCTimeoutOrCancelledError) as exc:
             raise TemporalUnavailable(
                 f"the flow did not answer within {seconds:g} s; retry with the same "
                 "Idempotency-Key",

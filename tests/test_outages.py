@@ -99,6 +99,9 @@ async def test_temporal_that_cannot_be_reached_answers_503_and_books_nothing(
         update={"temporal_address": "127.0.0.1:1", "temporal_connect_timeout": 1.0}
     )
     async with api_of(down, clock=clock) as cut_off:
+        health = await cut_off.get("/healthz")
+        assert_unavailable(health, "temporal_unavailable")
+        assert health.json()["database"] == "ok"
         asked = await cut_off.post(
             "/v1/class-requests",
             json={

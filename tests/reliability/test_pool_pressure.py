@@ -14,11 +14,13 @@ import asyncpg
 import pytest
 from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 
-from api.errors import error_body
+from api.flows import Flows
+from domain.errors import TemporalUnavailable
 from tests.reliability.conftest import Processes, TemporalDev, start_api
 from tests.reliability.http import Answer, Answers, Connection, p99
 from tests.reliability.invariants import assert_invariants
 from tests.reliability.world import HALF_HOUR, hour_ahead, students, teachers_with_slots
+from yueke.settings import Settings
 
 pytestmark = pytest.mark.reliability
 
@@ -120,9 +122,12 @@ async def test_pool_pressure_while_flows_never_answer(
     )
 
 
-def test_an_update_cut_off_at_its_bound_is_temporal_unavailable() -> None:
+async def test_an_update_cut_off_at_its_bound_is_temporal_unavailable() -> None:
     """What the test above found: temporalio turns the cancelled update call into
     WorkflowUpdateRPCTimeoutOrCancelledError (not a CancelledError that asyncio.timeout turns
     into TimeoutError), which answered 500 internal_error."""
-    body = error_body(WorkflowUpdateRPCTimeoutOrCancelledError())
-    assert (body["status"], body["code"]) == (503, "temporal_unavailable")
+    flows = Flows(Settings(database_url="unused"))
+    with pytest.raises(TemporalUnavailable) as answer:
+        async with flows._bounded("class-request-1"):
+            raise WorkflowUpdateRPCTimeoutOrCancelledError()
+    assert answer.value.details["flow_id"] == "class-request-1"
