@@ -45,7 +45,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
             "or value, e.g. `off_grid`, `outside_booking_window`, `course_type_not_taught`, "
             "`invalid_value`, `idempotency_key_reused`. Nothing changed.",
         ),
-        (500, "`internal_error`: a fault of ours; its transaction rolled back."),
         (
             503,
             "`database_unavailable`, `database_busy`, `temporal_unavailable`: a server the API "
