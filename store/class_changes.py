@@ -27,7 +27,7 @@ from domain.overbooking import NoTeacherToSwap
 from domain.payment import Payment
 from domain.rules import BookingRules, check_on_grid, check_student_takes, check_teaches
 from domain.words import ClassState, CourseType, Direction, TimeslotState
-from store import audit, inventory, ledger
+from store import audit, courses, inventory, ledger
 from store.classes import paid_class
 from store.db import get_or_404
 from store.models import Class, Timeslot
@@ -61,6 +61,7 @@ async def force_book(
         raise InPast("the class starts in the past", start_at=start_at.isoformat())
     student = await get_student(session, student_id)
     check_student_takes(student.id, student.level, course_type)
+    await courses.check_started(session, student_id, course_type)
     teacher = await get_teacher(session, teacher_id)
     check_teaches(teacher.id, teacher.kind, teacher.course_types, course_type)
     charge = await ledger.charge_for(session, student_id, course_type, payment, now, rules)
@@ -205,6 +206,7 @@ async def change_student(
         )
     newcomer = await get_student(session, student_id)
     check_student_takes(newcomer.id, newcomer.level, cls.course_type)
+    await courses.check_started(session, student_id, cls.course_type)
     charge = await ledger.charge_for(session, student_id, cls.course_type, payment, now, rules)
     old_student, paid, start_at = cls.student_id, ledger.charge_of(cls), cls.start_at
     await ledger.deposit(session, old_student, paid, "refund", actor, now, class_id=class_id)

@@ -439,3 +439,30 @@ async def test_two_change_students_of_one_class_at_once_one_wins(
     assert (await balances(api, second))["credits"] == {"trial": 3}
     assert (await balances(api, third))["credits"] == {"trial": 1}
     await assert_money_consistent(db)
+
+
+async def test_special_classes_wait_for_the_course_here_too(
+    api: httpx.AsyncClient, db: Sessions
+) -> None:
+    """H5-6: a special class is for a student whose special course has started, whether
+    force-booked or handed over."""
+    t = await teacher(api, course_types=("special",))
+    s = await student(api, credits={"special": 2})
+    other = await student(api, credits={"special": 2})
+    await refused(
+        api, db, FORCE, force(s, t, T0 + 2 * DAY, "special"), FIREMAN, 409, "course_not_started"
+    )
+    for who in (s, other):
+        r = await api.post(
+            f"/v1/students/{who}/courses", json={"course_type": "special"}, headers=LP
+        )
+        assert r.status_code in (200, 201), r.text
+    r = await api.post(FORCE, json=force(s, t, T0 + 2 * DAY, "special"), headers=FIREMAN)
+    assert r.status_code == 201, r.text
+    c = r.json()["id"]
+    late = await student(api, credits={"special": 2})
+    url = f"/v1/classes/{c}/change-student"
+    await refused(api, db, url, {"student_id": late}, CC, 409, "course_not_started")
+    r = await api.post(url, json={"student_id": other}, headers=CC)
+    assert (r.status_code, r.json()["student_id"]) == (200, other), r.text
+    await assert_money_consistent(db)
