@@ -13,17 +13,19 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import WorkflowUpdateFailedError
+from temporalio.workflow import UpdateMethodMultiParam
 
 from api.flows import Flows
 from api.schemas import ERROR_RESPONSES
 from domain.channels import ALLOWED, PARENTS, Actor, Channel, Operation
-from domain.errors import DomainError, Forbidden, ForbiddenActor, Unauthenticated
+from domain.errors import DomainError, FlowClosed, Forbidden, ForbiddenActor, Unauthenticated
 from domain.rules import BookingRules
 from store import operation_keys
 from store.db import Sessions
 
 Out = TypeVar("Out", bound=BaseModel)
 T = TypeVar("T")
+A = TypeVar("A")
 P = ParamSpec("P")
 
 
@@ -135,6 +137,29 @@ class Context:
         for job in jobs:
             await job()
         return result
+
+    async def ask_running_flow(
+        self,
+        body: BaseModel | None,
+        out: type[Out],
+        flow_id: str,
+        update: UpdateMethodMultiParam[[Any, A], Out],
+        arg: A,
+        *,
+        still_open: Callable[[AsyncSession], Awaitable[int]],
+        closed: DomainError,
+    ) -> Out:
+        """`ask_flow` for an update of a flow that runs: `still_open` refuses, from the
+        database, a new call the flow's record says is too late (its flow may be gone); a flow
+        Temporal has closed answers `closed`."""
+
+        async def call(flow: FlowCall) -> Out:
+            try:
+                return await self.flows.ask(flow_id, update, arg, update_id=flow.update_id)
+            except FlowClosed as over:
+                raise closed from over
+
+        return await self.ask_flow(body, out, call, reserve=still_open)
 
     async def undo(self, op: Callable[[AsyncSession], Awaitable[None]]) -> None:
         """Take back what `run` committed (its flow could not follow): `op` in a transaction of

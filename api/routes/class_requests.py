@@ -10,13 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.workflow import UpdateMethodMultiParam
 
 from api import flows
-from api.context import Context, FlowCall, caller, describe
+from api.context import Context, caller, describe
 from api.errors import error_body
 from api.schemas import NewRequest
 from api.types import IdParam, Text
 from domain.channels import Channel, Operation
 from domain.class_request import Approval, Rejection, RequestView
-from domain.errors import FilterRequired, FlowClosed, ForbiddenActor, RequestClosed
+from domain.errors import FilterRequired, ForbiddenActor, RequestClosed
 from domain.words import RequestState
 from store import class_requests
 from workflows.class_request import ClassRequestWorkflow
@@ -117,15 +117,15 @@ async def _answer(
             )
         return request_id
 
-    async def call(flow: FlowCall) -> RequestView:
-        try:
-            return await ctx.flows.ask(
-                class_requests.flow_id(request_id), update, answer, update_id=flow.update_id
-            )
-        except FlowClosed as over:
-            raise RequestClosed("the request is no longer pending", request_id=request_id) from over
-
-    return await ctx.ask_flow(body, RequestView, call, reserve=pending)
+    return await ctx.ask_running_flow(
+        body,
+        RequestView,
+        class_requests.flow_id(request_id),
+        update,
+        answer,
+        still_open=pending,
+        closed=RequestClosed("the request is no longer pending", request_id=request_id),
+    )
 
 
 @router.post(

@@ -25,7 +25,7 @@ from domain.contract import (
     WeekBooking,
     WeeklyTime,
 )
-from domain.errors import FlowClosed, ForbiddenActor
+from domain.errors import ForbiddenActor
 from domain.words import CourseType
 from store import contracts
 from workflows.common import search_attributes
@@ -146,15 +146,15 @@ async def _ask(
     said: Said,
     check: Callable[[AsyncSession], Awaitable[int]],
 ) -> ContractView:
-    async def call(flow: FlowCall) -> ContractView:
-        try:
-            return await ctx.flows.ask(
-                contracts.flow_id(contract_id), update, said, update_id=flow.update_id
-            )
-        except FlowClosed as over:
-            raise ContractClosed("the contract is closed", id=contract_id) from over
-
-    return await ctx.ask_flow(body, ContractView, call, reserve=check)
+    return await ctx.ask_running_flow(
+        body,
+        ContractView,
+        contracts.flow_id(contract_id),
+        update,
+        said,
+        still_open=check,
+        closed=ContractClosed("the contract is closed", id=contract_id),
+    )
 
 
 async def _answer(ctx: Context, contract_id: int, body: Reason, *, agree: bool) -> ContractView:

@@ -12,7 +12,7 @@ from activities.teacher_cancel import hold_view
 from api.context import Context, FlowCall, caller, describe
 from api.types import IdParam, Text, UtcDatetime
 from domain.channels import Operation
-from domain.errors import ClassNotCancellable, FlowClosed, HoldClosed
+from domain.errors import ClassNotCancellable, HoldClosed
 from domain.teacher_cancel import (
     Ending,
     Extension,
@@ -112,15 +112,15 @@ async def _change(
             raise HoldClosed("the hold is over", class_id=class_id, state=state.value)
         return class_id
 
-    async def call(flow: FlowCall) -> HoldView:
-        try:
-            return await ctx.flows.ask(
-                holds.flow_id(class_id), update, change, update_id=flow.update_id
-            )
-        except FlowClosed as over:
-            raise HoldClosed("the hold is over", class_id=class_id) from over
-
-    return await ctx.ask_flow(body, HoldView, call, reserve=holding)
+    return await ctx.ask_running_flow(
+        body,
+        HoldView,
+        holds.flow_id(class_id),
+        update,
+        change,
+        still_open=holding,
+        closed=HoldClosed("the hold is over", class_id=class_id),
+    )
 
 
 @router.get(
