@@ -232,6 +232,13 @@ class NotEligible(DomainError):
     code = "not_eligible"
 
 
+class DinoHomePriority(DomainError):
+    """SD-3: inside the Monday dino-home window, next week's general slots are kept for
+    dino-home students (a finished class in the current or the previous business week)."""
+
+    code = "dino_home_priority"
+
+
 class NoExclusiveTeacher(DomainError):
     code = "no_exclusive_teacher"
 

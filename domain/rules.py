@@ -55,6 +55,12 @@ class BookingRules(BaseModel):
     # SD-2: until this local time on Monday, an exclusive teacher's general slots of the
     # following week are bookable only by their own exclusive students.
     exclusive_priority_until: LocalTime = time(8, 30)
+    # SD-3, LP-7: from `from` until `until` local time on Monday, the following week's general
+    # slots are bookable only by dino-home students (a finished class in the current or the
+    # previous business week) and, for an exclusive teacher's slots, that teacher's own
+    # exclusive students. `until` is the auto-booking run's time (12:03) by default.
+    dino_home_priority_from: LocalTime = time(0, 0)
+    dino_home_priority_until: LocalTime = time(12, 3)
     # Over-booking (SD-5, CLS-2, H5-9): see domain.overbooking.
     overbooking: OverbookingRules = OverbookingRules()
 

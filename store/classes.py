@@ -32,7 +32,7 @@ from domain.rules import (
     refund_due,
 )
 from domain.words import Asset, ClassState, CourseType, Direction
-from store import audit, courses, holds, inventory, ledger
+from store import audit, courses, dino_home, holds, inventory, ledger
 from store.db import Sessions, fetch_at_once, get_or_404
 from store.models import Class, Teacher, Timeslot
 from store.people import get_student
@@ -41,7 +41,8 @@ from store.people import get_student
 # transaction: the slot taken (open; general, or held for this student and not expired, but not
 # a teacher-cancel offer, whose hold `book_class` ends; 1 h - 4 weeks ahead; a special class
 # only once the student's special course has started, H5-6; not kept for an
-# exclusive teacher's students, SD-2), the course type taught (and by a Chinese teacher only the
+# exclusive teacher's students, SD-2, nor for dino-home students, SD-3), the course type
+# taught (and by a Chinese teacher only the
 # Chinese half of all-round advanced), the student's level (L7), the coupon, the debit under the
 # balance guard, the class, its ledger entry and both audit rows. Every condition is the one
 # `book_class` checks step by step; when any fails nothing is written and `book_class` says
@@ -78,6 +79,9 @@ WITH student AS (
                         - interval '7 days' + $14::interval) > $7
           AND EXISTS (SELECT 1 FROM students AS e WHERE e.exclusive_teacher_id = t.teacher_id)
           AND t.teacher_id IS DISTINCT FROM student.exclusive_teacher_id)
+      AND NOT """
+    + dino_home.kept_sql("t", "$1", "$7", "$13", "$19", "$20")
+    + """
     RETURNING t.id, t.teacher_id, t.start_at
 ), paid AS (
     UPDATE accounts SET balance = balance - $6
@@ -161,6 +165,7 @@ async def book_class_at_once(
             sorted(c.value for c in CHINESE_TEACHER_COURSE_TYPES),
             L7,
             holds.FLOW,
+            *dino_home.window(rules),
         )
     except (asyncpg.DivisionByZeroError, asyncpg.DataError):
         # A race lost after the slot was taken, or a value PostgreSQL cannot hold:

@@ -14,6 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from domain.channels import Actor
 from domain.errors import (
+    DinoHomePriority,
     HoldExpired,
     InPast,
     NotFound,
@@ -26,7 +27,7 @@ from domain.errors import (
 from domain.rules import BookingRules, check_on_grid, check_teacher_can_open
 from domain.week_pattern import LocalStart, PatternTime, local_starts
 from domain.words import CourseType, Direction, TimeslotState
-from store import audit, exclusive
+from store import audit, dino_home, exclusive
 from store.db import Sessions, fetch_at_once, get_or_404
 from store.models import ClassRequest, Timeslot
 from store.people import get_teacher
@@ -142,7 +143,8 @@ async def take_slot(
 ) -> Timeslot:
     """Mark an open slot booked for this student, or say exactly why it cannot be.
 
-    With rules, the exclusive-teacher priority window (SD-2) applies too.
+    With rules, the exclusive-teacher priority window (SD-2) and the dino-home window (SD-3:
+    `dino_home_priority` when it alone refuses) apply too.
 
     The conditional UPDATE sees the slot as it was when it started; a cancel may have freed it
     since. So a miss locks the slot as it now is and tries once more; only then, from that
@@ -155,6 +157,7 @@ async def take_slot(
             Timeslot.state == TimeslotState.open,
             _bookable_by(student_id, now),
             ~exclusive.kept_from(student_id, now, rules) if rules is not None else true(),
+            ~dino_home.kept_from(student_id, now, rules) if rules is not None else true(),
         )
         .values(state=TimeslotState.booked, updated_at=now)
         .returning(Timeslot)
@@ -178,6 +181,19 @@ async def take_slot(
             "the hold for this student has expired",
             timeslot_id=slot.id,
             expired_at=slot.expires_at.isoformat() if slot.expires_at else None,
+        )
+    if rules is not None and await session.scalar(
+        select(
+            and_(
+                dino_home.kept_from(student_id, now, rules),
+                ~exclusive.kept_from(student_id, now, rules),
+            )
+        ).where(Timeslot.id == slot.id)
+    ):
+        raise DinoHomePriority(
+            "until the Monday auto-booking run, next week's slots are kept for dino-home students",
+            timeslot_id=slot.id,
+            student_id=student_id,
         )
     raise SlotReserved(
         "the timeslot is reserved for someone else",
@@ -295,7 +311,7 @@ async def claim_at(
 # from max(start_from, now) to start_to, by teacher and course type; times in UTC with "Z".
 # With `hide_kept` ($8), slots still kept for an exclusive teacher's students (SD-2, as
 # `exclusive.kept_from`) are left out unless the student ($3) is one of them (no student: left
-# out).
+# out), and so are those the dino-home window keeps (SD-3, as `dino_home.kept_from`).
 AVAILABILITY_JSON = """
 SELECT coalesce(json_agg(json_build_object(
            'id', t.id, 'teacher_id', t.teacher_id, 'start_at', {start_at},
@@ -317,12 +333,14 @@ FROM (
           AND EXISTS (SELECT 1 FROM students AS e WHERE e.exclusive_teacher_id = t.teacher_id)
           AND t.teacher_id IS DISTINCT FROM (
               SELECT s.exclusive_teacher_id FROM students AS s WHERE s.id = $3::bigint))
+      AND NOT ($8::boolean AND {dino_kept})
     ORDER BY t.start_at, t.teacher_id
     LIMIT $7
 ) AS t
 """.format(
     start_at="""to_char(t.start_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')""",
     expires_at="""to_char(t.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')""",
+    dino_kept=dino_home.kept_sql("t", "$3", "$4::timestamptz", "$9", "$11", "$12"),
 )
 
 
@@ -340,7 +358,8 @@ async def availability_json(
     rules: BookingRules | None = None,
 ) -> str:
     """Open slots a student could book, as a JSON array of the route's TimeslotOut; with
-    `hide_kept`, not those the exclusive-teacher window (SD-2) keeps from `for_student`."""
+    `hide_kept`, not those the exclusive-teacher window (SD-2) or the dino-home window (SD-3)
+    keeps from `for_student`."""
     rules = rules or BookingRules()
     until = rules.exclusive_priority_until
     answer: str = await fetch_at_once(
@@ -357,6 +376,7 @@ async def availability_json(
         hide_kept,
         rules.business_time_zone,
         timedelta(hours=until.hour, minutes=until.minute, seconds=until.second),
+        *dino_home.window(rules),
     )
     return answer
 

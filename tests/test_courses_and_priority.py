@@ -190,6 +190,11 @@ async def test_a_parent_reads_and_books_inside_the_exclusive_window(
         "open": False,
         "until": "2030-01-07T00:30:00Z",
     }
+    # Until 12:03 the dino-home window (SD-3) still keeps next week's slots from a student
+    # with no finished class this week or last; then anyone books them.
+    r = await book(api, other, kept_too)
+    assert (r.status_code, r.json()["code"]) == (409, "dino_home_priority")
+    clock.now = T0 + timedelta(hours=4, minutes=4)
     assert await listed(other, as_(H5, other)) == [this_week, kept_too]
     assert (await book(api, other, kept_too)).status_code == 201
     await assert_money_consistent(db)

@@ -5,6 +5,7 @@ bulk, each item with its own outcome.
 covers: SD-3, LP-7
 """
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -177,4 +178,77 @@ async def test_requests_go_through_the_class_request_flow(stack: Stack, db: Sess
     assert (await balances(api, other))["credits"] == {"major": 3}
     listed = await api.get("/v1/class-requests", params={"student_id": other}, headers=LP)
     assert listed.json() == []
+    await assert_money_consistent(db)
+
+
+async def test_the_monday_window_keeps_next_weeks_slots_for_dino_home_students(
+    api: httpx.AsyncClient, clock: Clock, db: Sessions
+) -> None:
+    """From Monday 00:00 until the auto-booking run (12:03) Shanghai, next week's general slots
+    are for students with a finished class this week or last (SD-3): both booking paths and
+    availability keep them from the others (409 dino_home_priority); after 12:03 anyone books.
+    """
+    from domain.channels import Actor, Channel
+    from domain.payment import Payment
+    from domain.rules import BookingRules
+    from domain.words import CourseType
+    from store import classes
+
+    clock.now = T0 - 3 * DAY  # Friday of the week before
+    t = await teacher(api)
+    eligible = await finished_at(api, t, T0 - 2 * DAY)  # Saturday: last week
+    others = [await student(api, credits={"major": 3}) for _ in range(2)]
+    next_week = T0 + 8 * DAY  # Tuesday 08:00 Shanghai, next week
+    this_week, raced, kept = await open_slots(api, t, T0 + DAY, next_week, next_week + DAY)
+    clock.now = T0 + HOUR  # Monday 09:00 Shanghai: inside the window
+    await finish_all(api, [eligible])
+
+    async def listed(s: int) -> list[int]:
+        r = await api.get(
+            "/v1/timeslots",
+            params={
+                "start_from": T0.isoformat(),
+                "start_to": (T0 + 14 * DAY).isoformat(),
+                "teacher_id": t,
+                "student_id": s,
+            },
+            headers=as_("parent_h5", s),
+        )
+        assert r.status_code == 200, r.text
+        return [slot["id"] for slot in r.json()]
+
+    assert await listed(eligible) == [this_week, raced, kept]
+    assert await listed(others[0]) == [this_week]
+
+    before = await snapshot(db)
+    fast = await classes.book_class_at_once(
+        db,
+        student_id=others[0],
+        timeslot_id=kept,
+        course_type=CourseType.major,
+        payment=Payment(),
+        lesson=None,
+        actor=Actor(channel=Channel.lp, id="lp-1"),
+        now=clock.now,
+        rules=BookingRules(),
+    )
+    assert fast is None  # the one-statement path refuses and writes nothing
+    r = await book(api, others[0], kept)
+    assert (r.status_code, r.json()["code"]) == (409, "dino_home_priority"), r.text
+    assert r.json()["details"] == {"timeslot_id": kept, "student_id": others[0]}
+    assert await snapshot(db) == before
+
+    # The race for one slot: only the dino-home student books it.
+    won, lost = await asyncio.gather(book(api, eligible, raced), book(api, others[1], raced))
+    assert won.status_code == 201, won.text
+    assert lost.status_code == 409
+    assert lost.json()["code"] in ("dino_home_priority", "slot_already_booked")
+    r = await book(api, others[1], kept)
+    assert (r.status_code, r.json()["code"]) == (409, "dino_home_priority")
+    assert (await book(api, others[1], this_week)).status_code == 201  # this week: not kept
+
+    clock.now = T0 + 4 * HOUR + 4 * timedelta(minutes=1)  # 12:04: the window is over
+    assert await listed(others[0]) == [kept]
+    r = await book(api, others[0], kept)
+    assert r.status_code == 201, r.text
     await assert_money_consistent(db)
