@@ -61,6 +61,9 @@ def start_temporal(settings: Settings) -> subprocess.Popen[bytes]:
         ],
         stdout=log_file,
         stderr=subprocess.STDOUT,
+        # Its own session: Ctrl-C reaches only the stack, which stops the worker while Temporal
+        # still answers, and then stops Temporal (a worker whose server went first hangs).
+        start_new_session=True,
     )
 
 
