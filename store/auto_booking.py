@@ -7,15 +7,16 @@ last. It books in rounds: every student's first wish, then every student's secon
 on, so nobody's third class comes before anybody's first. Each round goes in chunks of students,
 one transaction each: the candidate slots are locked with FOR UPDATE SKIP LOCKED (a slot a
 concurrent booking holds is skipped, never waited for), assigned in the fair order (preferred
-teachers in their order, then, if any teacher will do, any free teacher of the course type),
+teachers in their order, then, if any teacher will do, the free teacher of the course type
+with the fewest classes that week, so such wishes spread across teachers),
 then taken, the classes inserted, the credits debited under the balance guard and the ledger
 and audit rows written, all in a few statements. A student never goes past their balance, and
 one already busy at a wished time keeps what they have.
 """
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as upsert
@@ -300,16 +301,23 @@ ORDER BY t.id
 FOR UPDATE OF t SKIP LOCKED
 """
 
+# The n free slots of each (start, course type) whose teachers have the fewest classes in the
+# run's week (then the lowest teacher id), with that count: "any teacher" wishes are spread
+# across teachers (ix_classes_teacher_start counts each teacher's week).
 _POOL = """
-SELECT s.id, s.teacher_id, s.start_at, need.course_type FROM
+SELECT s.id, s.teacher_id, s.start_at, need.course_type, s.load FROM
 unnest(CAST(:starts AS timestamptz[]), CAST(:types AS text[]), CAST(:counts AS int[]))
   AS need(start_at, course_type, n)
 CROSS JOIN LATERAL (
-  SELECT t.id, t.teacher_id, t.start_at FROM timeslots t
+  SELECT t.id, t.teacher_id, t.start_at,
+         (SELECT count(*) FROM classes c
+          WHERE c.teacher_id = t.teacher_id AND c.state <> 'cancelled'
+            AND c.start_at >= :week_from AND c.start_at < :week_to) AS load
+  FROM timeslots t
   JOIN teachers tt ON tt.id = t.teacher_id
   WHERE t.start_at = need.start_at AND t.state = 'open' AND t.direction = 'general'
     AND need.course_type = ANY(tt.course_types)
-  ORDER BY t.id
+  ORDER BY load, t.teacher_id
   LIMIT need.n
   FOR UPDATE OF t SKIP LOCKED
 ) s
@@ -408,21 +416,40 @@ async def book_chunk(session: AsyncSession, step: BookChunk, rules: BookingRules
                 taken_here[wish.start_at] += 1
         keys = list(need)
         pool: dict[tuple[datetime, str], list[tuple[int, int]]] = defaultdict(list)
-        for slot_id, teacher_id, start_at, course_type in await session.execute(
+        seen: set[int] = set()
+        # Each teacher's classes in the week, and those this chunk gives them: each wish takes
+        # the free teacher with the fewest (then the lowest id). Fetching len(fallback) more
+        # per start than it needs is enough: a teacher left out has no fewer than one fetched
+        # that this chunk leaves untouched.
+        load: Counter[int] = Counter(w.slot[1] for w in open_wishes if w.slot is not None)
+        week_from = at(run.week, 0, time(0), zone)
+        for slot_id, teacher_id, start_at, course_type, classes in await session.execute(
             text(_POOL),
             {
                 "starts": [k[0] for k in keys],
                 "types": [k[1] for k in keys],
-                "counts": [need[k] + taken_here[k[0]] + len(exclusive_teachers) for k in keys],
+                "counts": [
+                    need[k] + taken_here[k[0]] + len(exclusive_teachers) + len(fallback)
+                    for k in keys
+                ],
+                "week_from": week_from,
+                "week_to": week_from + WEEK,
             },
         ):
             pool[(start_at, course_type)].append((slot_id, teacher_id))
+            load[teacher_id] += 0 if teacher_id in seen else classes
+            seen.add(teacher_id)
         for wish in fallback:
-            for slot_id, teacher_id in pool[(wish.start_at, wish.course_type)]:
-                if slot_id not in used and may_take(wish, teacher_id):
-                    wish.slot = (slot_id, teacher_id)
-                    used.add(slot_id)
-                    break
+            free_here = [
+                (load[teacher_id], teacher_id, slot_id)
+                for slot_id, teacher_id in pool[(wish.start_at, wish.course_type)]
+                if slot_id not in used and may_take(wish, teacher_id)
+            ]
+            if free_here:
+                _, teacher_id, slot_id = min(free_here)
+                wish.slot = (slot_id, teacher_id)
+                used.add(slot_id)
+                load[teacher_id] += 1
     for wish in open_wishes:
         if wish.slot is None:
             wish.reason = "no_free_teacher" if wish.any_teacher else "preferred_teachers_busy"

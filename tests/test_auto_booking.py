@@ -5,6 +5,7 @@ covers: LP-1, SD-6, SD-1, SD-2, H5-7, H5-8
 
 import asyncio
 import hashlib
+from collections import Counter
 from datetime import date, time, timedelta
 from typing import Any
 
@@ -161,6 +162,44 @@ async def test_runs_are_fair_first_wishes_first_then_the_weekly_order(
     assert found[(first_wisher, 1)]["class_id"] is not None
     assert found[(second, 2)]["reason"] == "no_free_teacher"
     assert sunday
+    await assert_money_consistent(db)
+
+
+async def test_any_teacher_wishes_spread_across_teachers(stack: Stack, db: Sessions) -> None:
+    """Six any-teacher students, each at a different Saturday time, and three teachers free at
+    all six: each wish takes the teacher with the fewest classes that week (then the lowest id),
+    so each teacher gets two, not the first teacher's slots first. A teacher who already has a
+    class that week gets fewer."""
+    api = stack.api
+    week = next_week(await stack.now(), ZONE)
+    times = [(19 + n // 2, 30 * (n % 2)) for n in range(6)]
+    a, b, c = [await teacher(api) for _ in range(3)]
+    for t in (a, b, c):
+        await open_slots(api, t, *(local(week, "saturday", hh, mm) for hh, mm in times))
+    wanting = []
+    for hh, mm in times:
+        s = await student(api, credits={"major": 1})
+        await rule(api, s, [("saturday", f"{hh:02}:{mm:02}")], [], True)
+        wanting.append(s)
+
+    run = await run_and_wait(stack)
+    found = await results(api, run["id"])
+    assert (run["booked"], run["failed"]) == (6, 0)
+    per_teacher = Counter(found[(s, 1)]["teacher_id"] for s in wanting)
+    assert per_teacher == {a: 2, b: 2, c: 2}
+
+    # Another run, one more wish at a time all three are free: A now has 3 classes (one booked
+    # by hand), B and C 2, so B (the lower id of the two) gets it; the six are busy already.
+    [sunday_a] = await open_slots(api, a, local(week, "sunday", 10))
+    assert (await book(api, await student(api, credits={"major": 1}), sunday_a)).status_code == 201
+    for t in (a, b, c):
+        await open_slots(api, t, local(week, "sunday", 19))
+    late = await student(api, credits={"major": 1})
+    await rule(api, late, [("sunday", "19:00")], [], True)
+    run = await run_and_wait(stack)
+    found = await results(api, run["id"])
+    assert found[(late, 1)]["teacher_id"] == b
+    assert {found[(s, 1)]["reason"] for s in wanting} == {"student_busy"}
     await assert_money_consistent(db)
 
 
@@ -330,6 +369,11 @@ async def test_exclusive_teachers_keep_next_weeks_slots_until_0830(
     assert (await book(api, other, this_week[0])).status_code == 201  # this week: anyone
     assert (await book(api, mine, s1)).status_code == 201  # their own exclusive student
     clock.now = T0 + timedelta(minutes=31)  # 08:31
+    # The dino-home window (SD-3) keeps next week's slots from `other` (no finished class this
+    # week or last) until 12:03; then anyone books them.
+    r = await book(api, other, s2)
+    assert (r.status_code, r.json()["code"]) == (409, "dino_home_priority")
+    clock.now = T0 + timedelta(hours=4, minutes=4)  # 12:04
     assert (await book(api, other, s2)).status_code == 201
     await assert_money_consistent(db)
 
