@@ -21,6 +21,7 @@ from activities import StoreActivities
 from activities.auto_booking import WeeklyBookingActivities
 from activities.class_request import ClassRequestActivities
 from activities.contract import ContractActivities
+from activities.fake_cancel import FakeCancelActivities
 from activities.operation_key_cleanup import OperationKeyActivities
 from activities.overbooking import OverbookedClassActivities, TeacherReservationActivities
 from activities.teacher_cancel import TeacherCancelActivities
@@ -29,6 +30,7 @@ from workflows.auto_booking import WeeklyBookingWorkflow
 from workflows.class_request import ClassRequestWorkflow
 from workflows.common import SEARCH_ATTRIBUTES
 from workflows.contract import ContractWorkflow
+from workflows.fake_cancel import FakeCancelWorkflow
 from workflows.operation_key_cleanup import OperationKeyCleanupWorkflow
 from workflows.overbooked_class import OverbookedClassWorkflow
 from workflows.teacher_cancel import TeacherCancelHoldWorkflow
@@ -47,6 +49,7 @@ WORKFLOWS: list[type] = [
     OverbookedClassWorkflow,
     TeacherReservationWorkflow,
     OperationKeyCleanupWorkflow,
+    FakeCancelWorkflow,
 ]
 
 ACTIVITY_CLASSES: list[type[StoreActivities]] = [
@@ -57,6 +60,7 @@ ACTIVITY_CLASSES: list[type[StoreActivities]] = [
     OverbookedClassActivities,
     TeacherReservationActivities,
     OperationKeyActivities,
+    FakeCancelActivities,
 ]
 
 

@@ -29,9 +29,10 @@ from temporalio.workflow import UpdateMethodMultiParam
 from domain.class_request import ClassRequestInput, RequestView
 from domain.errors import FlowClosed, TemporalUnavailable
 from domain.teacher_cancel import HeldSlotBooked
-from store import class_requests
+from store import class_requests, fake_cancels
 from workflows.class_request import ClassRequestWorkflow
 from workflows.common import search_attributes
+from workflows.fake_cancel import FakeCancelWorkflow
 from workflows.teacher_cancel import TeacherCancelHoldWorkflow
 from yueke import temporal
 from yueke.settings import Settings
@@ -198,13 +199,14 @@ class Flows:
     async def tell_hold_booked(self, flow_id: str, class_id: int, timeslot_id: int) -> None:
         """After a booking of an offered slot committed: the other offered slots went in its
         transaction, the hold's flow only stops its timer. If Temporal cannot hear it now, the
-        timer's run finds the hold already booked."""
+        timer's run finds the hold already booked. The same for a fake cancel's held slot
+        (TMK-4, CC-4)."""
+        booked = HeldSlotBooked(class_id=class_id, timeslot_id=timeslot_id)
         try:
-            await self.tell(
-                flow_id,
-                TeacherCancelHoldWorkflow.held_slot_booked,
-                HeldSlotBooked(class_id=class_id, timeslot_id=timeslot_id),
-            )
+            if flow_id.startswith(fake_cancels.FLOW):
+                await self.tell(flow_id, FakeCancelWorkflow.held_slot_booked, booked)
+            else:
+                await self.tell(flow_id, TeacherCancelHoldWorkflow.held_slot_booked, booked)
         except Exception as exc:
             log.warning("could not tell %s that a held slot was booked: %s", flow_id, exc)
 

@@ -78,6 +78,7 @@ class Operation(StrEnum):
     force_book = "force_book"
     change_teacher = "change_teacher"
     change_student = "change_student"
+    fake_cancel = "fake_cancel"
     start_course = "start_course"
     read_exclusive_teacher = "read_exclusive_teacher"
 
@@ -149,6 +150,8 @@ ALLOWED: dict[Operation, frozenset[Channel]] = {
     Operation.force_book: frozenset({Channel.fireman}),
     Operation.change_teacher: frozenset({Channel.fireman, Channel.tmk, Channel.cc}),
     Operation.change_student: frozenset({Channel.tmk, Channel.cc}),
+    # Fake cancel (TMK-4, CC-4): the slot is held for the channel that cancels.
+    Operation.fake_cancel: frozenset({Channel.tmk, Channel.cc}),
     # Start a course (H5-6, LP-5); the exclusive teacher and priority window, read (H5-7, H5-8).
     Operation.start_course: frozenset({Channel.parent_h5, Channel.lp}),
     Operation.read_exclusive_teacher: frozenset(

@@ -32,6 +32,8 @@ class Direction(StrEnum):
     contract = "contract"
     product = "product"
     overbook_pool = "overbook_pool"
+    # Held for a channel (direction_target: tmk, cc) after its fake cancel (TMK-4, CC-4).
+    channel = "channel"
 
 
 class ClassState(StrEnum):

@@ -32,14 +32,15 @@ from domain.rules import (
     refund_due,
 )
 from domain.words import Asset, ClassState, CourseType, Direction
-from store import audit, courses, dino_home, holds, inventory, ledger
+from store import audit, courses, dino_home, fake_cancels, holds, inventory, ledger
 from store.db import Sessions, fetch_at_once, get_or_404
 from store.models import Class, Teacher, Timeslot
 from store.people import get_student
 
 # PAR-1, H5-1, H5-3, H5-4, LP-2 in one statement, one round trip, in its own implicit
 # transaction: the slot taken (open; general, or held for this student and not expired, but not
-# a teacher-cancel offer, whose hold `book_class` ends; 1 h - 4 weeks ahead; a special class
+# a teacher-cancel offer, whose hold `book_class` ends; never a slot a fake cancel holds for a
+# channel, TMK-4/CC-4, which `book_class` books; 1 h - 4 weeks ahead; a special class
 # only once the student's special course has started, H5-6; not kept for an
 # exclusive teacher's students, SD-2, nor for dino-home students, SD-3), the course type
 # taught (and by a Chinese teacher only the
@@ -194,13 +195,15 @@ async def book_class(
 
     Booking one of the slots a teacher offered after cancelling (TCH-5) ends that hold: the
     other offered slots are removed in the same transaction, and the hold's flow id comes back
-    with the class, for the caller to tell the flow once committed.
+    with the class, for the caller to tell the flow once committed. So does the booking of a
+    slot a fake cancel holds for the caller's channel (TMK-4, CC-4; BOOK_AT_ONCE never takes
+    one).
     """
     student = await get_student(session, student_id)
     check_student_takes(student.id, student.level, course_type)
     await courses.check_started(session, student_id, course_type)
     slot = await inventory.take_slot(
-        session, timeslot_id, student_id=student_id, now=now, rules=rules
+        session, timeslot_id, student_id=student_id, now=now, rules=rules, channel=actor.channel
     )
     check_student_can_book(slot.start_at, now, rules)
     charge = await ledger.charge_for(session, student_id, course_type, payment, now, rules)
@@ -217,6 +220,8 @@ async def book_class(
     if holds.is_offered(slot):
         await holds.held_slot_booked(session, slot, booked, actor, now)
         return booked, slot.origin
+    if fake_cancels.is_held(slot):
+        return booked, await fake_cancels.held_slot_taken(session, slot, booked, actor, now)
     return booked, None
 
 
@@ -385,11 +390,12 @@ WITH cls AS (
                 (SELECT r.keep_slot FROM class_requests AS r
                  WHERE r.id = CAST(t.direction_target AS bigint)), false) THEN 'open'
             ELSE 'removed' END,
-        direction = CASE WHEN t.direction IN ('student', 'request') THEN 'general'
+        direction = CASE WHEN t.direction IN ('student', 'request', 'channel') THEN 'general'
                          ELSE t.direction END,
-        direction_target = CASE WHEN t.direction IN ('student', 'request') THEN NULL
+        direction_target = CASE WHEN t.direction IN ('student', 'request', 'channel') THEN NULL
                                 ELSE t.direction_target END,
-        expires_at = CASE WHEN t.direction = 'student' THEN NULL ELSE t.expires_at END
+        expires_at = CASE WHEN t.direction IN ('student', 'channel') THEN NULL
+                          ELSE t.expires_at END
     FROM cls WHERE t.id = cls.timeslot_id
     RETURNING t.id
 ), audited AS (

@@ -27,7 +27,7 @@ from domain.errors import (
 from domain.rules import BookingRules, check_on_grid, check_teacher_can_open
 from domain.week_pattern import LocalStart, PatternTime, local_starts
 from domain.words import CourseType, Direction, TimeslotState
-from store import audit, dino_home, exclusive
+from store import audit, dino_home, exclusive, fake_cancels
 from store.db import Sessions, fetch_at_once, get_or_404
 from store.models import ClassRequest, Timeslot
 from store.people import get_teacher
@@ -121,8 +121,9 @@ async def close_timeslots(
     return sorted(closed, key=lambda slot: slot.start_at)
 
 
-def _bookable_by(student_id: int, now: datetime) -> ColumnElement[bool]:
-    """General slots, and slots held for this student that have not expired."""
+def _bookable_by(student_id: int, now: datetime, channel: str | None) -> ColumnElement[bool]:
+    """General slots, slots held for this student that have not expired, and slots a fake
+    cancel holds for this channel (anyone's once expired)."""
     return or_(
         Timeslot.direction == Direction.general,
         and_(
@@ -130,6 +131,7 @@ def _bookable_by(student_id: int, now: datetime) -> ColumnElement[bool]:
             Timeslot.direction_target == str(student_id),
             or_(Timeslot.expires_at.is_(None), Timeslot.expires_at > now),
         ),
+        fake_cancels.bookable_by_channel(channel, now),
     )
 
 
@@ -140,8 +142,12 @@ async def take_slot(
     student_id: int,
     now: datetime,
     rules: BookingRules | None = None,
+    channel: str | None = None,
 ) -> Timeslot:
     """Mark an open slot booked for this student, or say exactly why it cannot be.
+
+    With the booking channel, a slot a fake cancel holds for that channel (TMK-4, CC-4) may be
+    taken too.
 
     With rules, the exclusive-teacher priority window (SD-2) and the dino-home window (SD-3:
     `dino_home_priority` when it alone refuses) apply too.
@@ -155,7 +161,7 @@ async def take_slot(
         .where(
             Timeslot.id == timeslot_id,
             Timeslot.state == TimeslotState.open,
-            _bookable_by(student_id, now),
+            _bookable_by(student_id, now, channel),
             ~exclusive.kept_from(student_id, now, rules) if rules is not None else true(),
             ~dino_home.kept_from(student_id, now, rules) if rules is not None else true(),
         )
@@ -234,7 +240,7 @@ async def give_back(
     slot = await session.get_one(Timeslot, timeslot_id, with_for_update=True)
     slot.state = TimeslotState.open
     slot.updated_at = now
-    if slot.direction is Direction.student:
+    if slot.direction in (Direction.student, Direction.channel):
         slot.direction, slot.direction_target, slot.expires_at = Direction.general, None, None
     if slot.direction is Direction.request:
         keep = await session.scalar(

@@ -100,6 +100,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/classes/force-book"): "force_book",
     ("POST", "/v1/classes/{class_id}/change-teacher"): "change_teacher",
     ("POST", "/v1/classes/{class_id}/change-student"): "change_student",
+    ("POST", "/v1/classes/{class_id}/fake-cancel"): "fake_cancel",
 }
 # Routes without a channel key, on purpose.
 PUBLIC = {

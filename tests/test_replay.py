@@ -23,6 +23,7 @@ from worker import WORKFLOWS
 from workflows.auto_booking import WeeklyBookingWorkflow
 from workflows.class_request import ClassRequestWorkflow
 from workflows.contract import ContractWorkflow
+from workflows.fake_cancel import FakeCancelWorkflow
 from workflows.operation_key_cleanup import OperationKeyCleanupWorkflow
 from workflows.overbooked_class import OverbookedClassWorkflow
 from workflows.teacher_cancel import TeacherCancelHoldWorkflow
@@ -43,6 +44,7 @@ FOLDERS: dict[type, tuple[str, ...]] = {
     OverbookedClassWorkflow: ("overbook",),
     TeacherReservationWorkflow: ("teacher_reservation",),
     OperationKeyCleanupWorkflow: ("operation_key_cleanup",),
+    FakeCancelWorkflow: ("fake_cancel",),
 }
 
 
