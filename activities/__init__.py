@@ -41,12 +41,12 @@ class StoreActivities:
         out: type[Out],
         op: Callable[[AsyncSession], Awaitable[Out]],
     ) -> Out:
-        info = activity.info()
+        """op in one transaction, once for this activity of this workflow run."""
         try:
             return await operation_keys.once(
                 self.sessions,
                 scope="activity",
-                key=f"{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}",
+                key=self.key(),
                 request_hash=operation_keys.digest(step.model_dump_json()),
                 now=now,
                 out=out,
@@ -54,3 +54,9 @@ class StoreActivities:
             )
         except DomainError as error:
             raise refusal_error(Refusal.of(error)) from error
+
+    @staticmethod
+    def key() -> str:
+        """The running activity's operation key: its place in its workflow run."""
+        info = activity.info()
+        return f"{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}"

@@ -1,12 +1,22 @@
 """Activities of weekly booking runs: start (fix the students in fair order), book one chunk
-of one round in one transaction, finish."""
+of one round, finish."""
+
+from contextlib import AsyncExitStack
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 
-from activities import StoreActivities
+from activities import StoreActivities, refusal_error
 from domain.auto_booking import BookChunk, ChunkOutcome, FinishRun, RunView, StartRun
-from store import auto_booking
+from domain.errors import DomainError
+from domain.refusal import Refusal
+from store import auto_booking, operation_keys
+from store.models import OperationKey
+
+# A chunk is booked in this many transactions side by side, each the chunk's wishes at every
+# PARTS-th half hour (store.auto_booking.book_chunk_parts): the outcome is the chunk's, and on
+# two cores PostgreSQL books both parts at once.
+PARTS = 2
 
 
 class WeeklyBookingActivities(StoreActivities):
@@ -21,10 +31,43 @@ class WeeklyBookingActivities(StoreActivities):
 
     @activity.defn
     async def book_run_chunk(self, step: BookChunk) -> ChunkOutcome:
-        async def op(session: AsyncSession) -> ChunkOutcome:
-            return await auto_booking.book_chunk(session, step, self.rules)
-
-        return await self.once(step, step.now, ChunkOutcome, op)
+        """The chunk in PARTS transactions at once (store.auto_booking.book_chunk_parts), each
+        done once: a retry books only the parts that did not commit."""
+        key, request_hash = self.key(), operation_keys.digest(step.model_dump_json())
+        async with AsyncExitStack() as stack:
+            sessions = {p: await stack.enter_async_context(self.sessions()) for p in range(PARTS)}
+            # Booked in one transaction by an attempt from before chunks had parts.
+            earlier = await sessions[0].get(OperationKey, ("activity", key))
+            if earlier is not None and earlier.response is not None:
+                return ChunkOutcome.model_validate(earlier.response)
+            done: dict[int, ChunkOutcome] = {}
+            try:
+                for p, session in sessions.items():
+                    first = await operation_keys.claim(
+                        session, "activity", f"{key}/{p}:{PARTS}", request_hash, step.now
+                    )
+                    if first is not None:
+                        done[p] = ChunkOutcome.model_validate(first)
+                todo = {p: session for p, session in sessions.items() if p not in done}
+                booked = (
+                    await auto_booking.book_chunk_parts(todo, step, self.rules, parts=PARTS)
+                    if todo
+                    else {}
+                )
+            except DomainError as error:
+                raise refusal_error(Refusal.of(error)) from error
+            for p, outcome in booked.items():  # one at a time: each adds to the run's counts
+                await auto_booking.count_chunk(todo[p], step.run_id, outcome)
+                await operation_keys.remember(
+                    todo[p], "activity", f"{key}/{p}:{PARTS}", outcome.model_dump(mode="json")
+                )
+                await todo[p].commit()
+        outcomes = [*done.values(), *booked.values()]
+        return ChunkOutcome(
+            students=sum(o.students for o in outcomes),
+            booked=sum(o.booked for o in outcomes),
+            failed=sum(o.failed for o in outcomes),
+        )
 
     @activity.defn
     async def finish_booking_run(self, step: FinishRun) -> RunView:

@@ -5,20 +5,22 @@ A run fixes its students and their order when it starts. The order is fair: a pe
 pseudo-random permutation (md5 of week and student id), so nobody is always first or always
 last. It books in rounds: every student's first wish, then every student's second wish, and so
 on, so nobody's third class comes before anybody's first. Each round goes in chunks of students,
-one transaction each: the candidate slots are locked with FOR UPDATE SKIP LOCKED (a slot a
-concurrent booking holds is skipped, never waited for), assigned in the fair order (preferred
-teachers in their order, then, if any teacher will do, the free teacher of the course type
-with the fewest classes that week, so such wishes spread across teachers),
+one transaction each (the worker splits a chunk by start into parts booked side by side, each
+in its own transaction, with the same outcome): the candidate slots are locked with FOR UPDATE
+SKIP LOCKED (a slot a concurrent booking holds is skipped, never waited for), assigned in the
+fair order (preferred teachers in their order, then, if any teacher will do, the free teacher
+of the course type with the fewest classes that week, so such wishes spread across teachers),
 then taken, the classes inserted, the credits debited under the balance guard and the ledger
 and audit rows written, all in a few statements. A student never goes past their balance, and
 one already busy at a wished time keeps what they have.
 """
 
+import asyncio
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -289,6 +291,8 @@ JOIN booking_rules r ON r.student_id = q.student_id AND r.kind = :rule_kind
 JOIN booking_wishes w ON w.student_id = q.student_id AND w.kind = :rule_kind
                      AND w.position = :round
 WHERE q.run_id = :run AND q.position >= :first AND q.position < :last
+  AND mod(CAST(extract(epoch FROM ((CAST(:week AS date) + w.weekday) + w.start_time)
+                                   AT TIME ZONE :zone) AS bigint) / 1800, :parts) = :part
 ORDER BY q.position
 """
 
@@ -301,49 +305,74 @@ ORDER BY t.id
 FOR UPDATE OF t SKIP LOCKED
 """
 
-# The n free slots of each (start, course type) whose teachers have the fewest classes in the
-# run's week (then the lowest teacher id), with that count: "any teacher" wishes are spread
-# across teachers (ix_classes_teacher_start counts each teacher's week).
-_POOL = """
-SELECT s.id, s.teacher_id, s.start_at, need.course_type, s.load FROM
-unnest(CAST(:starts AS timestamptz[]), CAST(:types AS text[]), CAST(:counts AS int[]))
-  AS need(start_at, course_type, n)
-CROSS JOIN LATERAL (
-  SELECT t.id, t.teacher_id, t.start_at,
-         (SELECT count(*) FROM classes c
-          WHERE c.teacher_id = t.teacher_id AND c.state <> 'cancelled'
-            AND c.start_at >= :week_from AND c.start_at < :week_to) AS load
-  FROM timeslots t
-  JOIN teachers tt ON tt.id = t.teacher_id
-  WHERE t.start_at = need.start_at AND t.state = 'open' AND t.direction = 'general'
-    AND need.course_type = ANY(tt.course_types)
-  ORDER BY load, t.teacher_id
-  LIMIT need.n
-  FOR UPDATE OF t SKIP LOCKED
-) s
+# Each teacher's live classes in the run's week, which "any teacher" wishes spread by: one pass
+# over the week's classes, once for a chunk that has such wishes (a count for each free slot
+# read each teacher's week once per slot: seconds a chunk at 2,500 teachers).
+_LOADS = """
+SELECT teacher_id, count(*) FROM classes
+WHERE start_at >= :week_from AND start_at < :week_to AND state <> 'cancelled'
+  AND teacher_id IS NOT NULL
+GROUP BY teacher_id
+"""
+_TEACHERS_OF = """
+SELECT id, course_types FROM teachers
+WHERE CAST(course_types AS text[]) && CAST(:types AS text[])
 """
 
 
 async def book_chunk(session: AsyncSession, step: BookChunk, rules: BookingRules) -> ChunkOutcome:
     """One round for one chunk of students, in one transaction (see the module's story)."""
-    run = await session.get_one(BookingRun, step.run_id)
+    outcome = (await book_chunk_parts({0: session}, step, rules, parts=1))[0]
+    await count_chunk(session, step.run_id, outcome)
+    return outcome
+
+
+def part_of(start_at: datetime, parts: int) -> int:
+    """Which of `parts` transactions books the wishes at this start: half hours in turn."""
+    return int(start_at.timestamp()) // 1800 % parts
+
+
+async def book_chunk_parts(
+    sessions: dict[int, AsyncSession], step: BookChunk, rules: BookingRules, *, parts: int
+) -> dict[int, ChunkOutcome]:
+    """The chunk's wishes in `parts` transactions side by side: part p, in sessions[p], books
+    the wishes at the starts of part p (`part_of`; only the parts given). Wishes at different
+    starts never compete for a slot, an account or a busy time (a student has one wish in a
+    round), so PostgreSQL books the parts at once; the choices are made here as for one
+    transaction, in the fair order over all of them. The run's counts are the caller's
+    (`count_chunk`), once each part is done."""
+    any_session = next(iter(sessions.values()))
+    run = await any_session.get_one(BookingRun, step.run_id)
     kind = RunKind(run.kind)
     zone, now = rules.business_time_zone, step.now
-    rows = await session.execute(
-        text(_WISHES),
-        {
-            "rule_kind": kind.rule_kind,
-            "week": run.week,
-            "zone": zone,
-            "round": step.round,
-            "run": run.id,
-            "first": step.first,
-            "last": step.first + step.size,
-        },
+
+    async def read(part: int, session: AsyncSession) -> list[_Wish]:
+        rows = await session.execute(
+            text(_WISHES),
+            {
+                "rule_kind": kind.rule_kind,
+                "week": run.week,
+                "zone": zone,
+                "round": step.round,
+                "run": run.id,
+                "first": step.first,
+                "last": step.first + step.size,
+                "part": part,
+                "parts": parts,
+            },
+        )
+        return [_Wish(*row) for row in rows]
+
+    shares = dict(
+        zip(
+            sessions,
+            await asyncio.gather(*(read(p, session) for p, session in sessions.items())),
+            strict=True,
+        )
     )
-    wishes = [_Wish(*row) for row in rows]
+    wishes = sorted((w for share in shares.values() for w in share), key=lambda w: w.position)
     if not wishes:
-        return ChunkOutcome(students=0, booked=0, failed=0)
+        return {p: ChunkOutcome(students=0, booked=0, failed=0) for p in sessions}
     earliest, latest = now + rules.student_book_min_lead, now + rules.student_book_ahead
     open_wishes = []
     for wish in wishes:
@@ -361,7 +390,7 @@ async def book_chunk(session: AsyncSession, step: BookChunk, rules: BookingRules
     exclusive_teachers: set[int] = set()
     if now < protected_until:
         exclusive_teachers = set(
-            await session.scalars(
+            await any_session.scalars(
                 select(Student.exclusive_teacher_id)
                 .where(Student.exclusive_teacher_id.is_not(None))
                 .distinct()
@@ -376,25 +405,53 @@ async def book_chunk(session: AsyncSession, step: BookChunk, rules: BookingRules
     if preferred_ids:
         teaches = dict(
             (
-                await session.execute(
+                await any_session.execute(
                     text("SELECT id, course_types FROM teachers WHERE id = ANY(:ids)"),
                     {"ids": preferred_ids},
                 )
             ).all()
         )
-    pairs = [
-        (t, w.start_at)
+    preferred = {
+        id(w): [(t, w.start_at) for t in w.teacher_ids if w.course_type in teaches.get(t, ())]
         for w in open_wishes
-        for t in w.teacher_ids
-        if w.course_type in teaches.get(t, ())
-    ]
+    }
     free: dict[tuple[int, datetime], int] = {}
-    if pairs:
-        for slot_id, teacher_id, start_at in await session.execute(
-            text(_PREFERRED),
-            {"teachers": [p[0] for p in pairs], "starts": [p[1] for p in pairs]},
-        ):
-            free[(teacher_id, start_at)] = slot_id
+    probed: set[tuple[int, datetime]] = set()
+
+    async def lock_free(pairs: list[tuple[int, datetime]]) -> None:
+        """Lock those of the (teacher, start) slots that are open and not locked elsewhere,
+        each in the transaction of its start's part."""
+        probed.update(pairs)
+        by_part: dict[int, list[tuple[int, datetime]]] = defaultdict(list)
+        for pair in pairs:
+            by_part[part_of(pair[1], parts)].append(pair)
+
+        async def lock(part: int, some: list[tuple[int, datetime]]) -> None:
+            for slot_id, teacher_id, start_at in await sessions[part].execute(
+                text(_PREFERRED),
+                {"teachers": [p[0] for p in some], "starts": [p[1] for p in some]},
+            ):
+                free[(teacher_id, start_at)] = slot_id
+
+        await asyncio.gather(*(lock(part, some) for part, some in by_part.items()))
+
+    # Pass 1 below gives each wish its first preferred teacher if that slot is free, nobody
+    # else in the chunk names it and the wish may take it; only the other wishes ever look at
+    # their later preferences. So those are all the slots locked: every first choice, and the
+    # later choices of those other wishes (most wishes need one lookup, not three).
+    await lock_free(sorted({pairs[0] for pairs in preferred.values() if pairs}))
+    named = Counter(pair for pairs in preferred.values() for pair in pairs)
+    await lock_free(
+        sorted(
+            {
+                pair
+                for wish in open_wishes
+                if (pairs := preferred[id(wish)])
+                and (pairs[0] not in free or named[pairs[0]] > 1 or not may_take(wish, pairs[0][0]))
+                for pair in pairs[1:]
+            }
+        )
+    )
     used: set[int] = set()
     # Pass 1, in the fair order: each wish's preferred teachers, in the student's order.
     for wish in open_wishes:
@@ -404,66 +461,102 @@ async def book_chunk(session: AsyncSession, step: BookChunk, rules: BookingRules
                 wish.slot = (slot_id, teacher_id)
                 used.add(slot_id)
                 break
-    # Pass 2: any free teacher of the course type, for those who said any teacher will do.
+    # Pass 2: for those who said any teacher will do, in the fair order, the free teacher of
+    # the course type with the fewest classes in the week (this chunk's included), then the
+    # lowest id. Teachers are looked at in the order of their counts as pass 2 begins, at each
+    # start the wishes want, the first 32 and then twice as deep whenever a wish is undecided:
+    # a teacher not yet looked at has at least the count of the next in that order, so a free
+    # one found with no more than that is the one.
     fallback = [w for w in open_wishes if w.slot is None and w.any_teacher]
     if fallback:
-        need: dict[tuple[datetime, str], int] = defaultdict(int)
-        for wish in fallback:
-            need[(wish.start_at, wish.course_type)] += 1
-        taken_here: dict[datetime, int] = defaultdict(int)
-        for wish in open_wishes:
-            if wish.slot is not None:
-                taken_here[wish.start_at] += 1
-        keys = list(need)
-        pool: dict[tuple[datetime, str], list[tuple[int, int]]] = defaultdict(list)
-        seen: set[int] = set()
-        # Each teacher's classes in the week, and those this chunk gives them: each wish takes
-        # the free teacher with the fewest (then the lowest id). Fetching len(fallback) more
-        # per start than it needs is enough: a teacher left out has no fewer than one fetched
-        # that this chunk leaves untouched.
-        load: Counter[int] = Counter(w.slot[1] for w in open_wishes if w.slot is not None)
         week_from = at(run.week, 0, time(0), zone)
-        for slot_id, teacher_id, start_at, course_type, classes in await session.execute(
-            text(_POOL),
-            {
-                "starts": [k[0] for k in keys],
-                "types": [k[1] for k in keys],
-                "counts": [
-                    need[k] + taken_here[k[0]] + len(exclusive_teachers) + len(fallback)
-                    for k in keys
-                ],
-                "week_from": week_from,
-                "week_to": week_from + WEEK,
-            },
+        load: Counter[int] = Counter(w.slot[1] for w in open_wishes if w.slot is not None)
+        for teacher_id, classes in await any_session.execute(
+            text(_LOADS), {"week_from": week_from, "week_to": week_from + WEEK}
         ):
-            pool[(start_at, course_type)].append((slot_id, teacher_id))
-            load[teacher_id] += 0 if teacher_id in seen else classes
-            seen.add(teacher_id)
-        for wish in fallback:
-            free_here = [
-                (load[teacher_id], teacher_id, slot_id)
-                for slot_id, teacher_id in pool[(wish.start_at, wish.course_type)]
-                if slot_id not in used and may_take(wish, teacher_id)
-            ]
-            if free_here:
-                _, teacher_id, slot_id = min(free_here)
+            load[teacher_id] += classes
+        ranked: dict[str, list[int]] = defaultdict(list)
+        for teacher_id, course_types in await any_session.execute(
+            text(_TEACHERS_OF), {"types": sorted({w.course_type for w in fallback})}
+        ):
+            for course_type in course_types:
+                ranked[course_type].append(teacher_id)
+        for teachers in ranked.values():
+            teachers.sort(key=lambda t: (load[t], t))
+        start_load = dict(load)
+        looked: dict[tuple[datetime, str], int] = defaultdict(int)  # teachers looked at, by start
+
+        async def look(depth: int, keys: set[tuple[datetime, str]]) -> None:
+            """Look at (and lock, if free) the slots of the first `depth` teachers at each start."""
+            pairs = {
+                (t, start_at)
+                for start_at, course_type in keys
+                for t in ranked[course_type][looked[(start_at, course_type)] : depth]
+                if (t, start_at) not in probed
+            }
+            for key in keys:
+                looked[key] = max(looked[key], depth)
+            await lock_free(sorted(pairs))
+
+        depth = 32
+        await look(depth, {(w.start_at, w.course_type) for w in fallback})
+        i = 0
+        while i < len(fallback):
+            wish = fallback[i]
+            key, teachers = (wish.start_at, wish.course_type), ranked[wish.course_type]
+            best = min(
+                (
+                    (load[t], t, free[(t, wish.start_at)])
+                    for t in teachers[: looked[key]]
+                    if (t, wish.start_at) in free
+                    and free[(t, wish.start_at)] not in used
+                    and may_take(wish, t)
+                ),
+                default=None,
+            )
+            if looked[key] < len(teachers):
+                frontier = teachers[looked[key]]
+                if best is None or best[:2] > (start_load[frontier], frontier):
+                    # Not decided by the teachers looked at: twice as deep, for every start
+                    # still to come (the picks go deeper in the order for all of them).
+                    depth *= 2
+                    await look(depth, {(w.start_at, w.course_type) for w in fallback[i:]})
+                    continue
+            if best is not None:
+                _, teacher_id, slot_id = best
                 wish.slot = (slot_id, teacher_id)
                 used.add(slot_id)
                 load[teacher_id] += 1
+            i += 1
     for wish in open_wishes:
         if wish.slot is None:
             wish.reason = "no_free_teacher" if wish.any_teacher else "preferred_teachers_busy"
-    await _write(session, run, step.round, wishes, step.actor, now)
-    booked = sum(1 for w in wishes if w.slot is not None)
-    await session.execute(
-        update(BookingRun)
-        .where(BookingRun.id == run.id)
-        .values(
-            booked=BookingRun.booked + booked,
-            failed=BookingRun.failed + len(wishes) - booked,
+
+    async def write(part: int, share: list[_Wish]) -> ChunkOutcome:
+        await _write(sessions[part], run, step.round, share, step.actor, now)
+        booked = sum(1 for w in share if w.slot is not None)
+        return ChunkOutcome(students=len(share), booked=booked, failed=len(share) - booked)
+
+    return dict(
+        zip(
+            shares,
+            await asyncio.gather(*(write(p, share) for p, share in shares.items())),
+            strict=True,
         )
     )
-    return ChunkOutcome(students=len(wishes), booked=booked, failed=len(wishes) - booked)
+
+
+async def count_chunk(session: AsyncSession, run_id: int, outcome: ChunkOutcome) -> None:
+    """Add a chunk's (or a part's) outcome to the run's counts, in the transaction that booked
+    it."""
+    await session.execute(
+        update(BookingRun)
+        .where(BookingRun.id == run_id)
+        .values(
+            booked=BookingRun.booked + outcome.booked,
+            failed=BookingRun.failed + outcome.failed,
+        )
+    )
 
 
 async def _write(
@@ -520,7 +613,8 @@ async def _write(
                     UPDATE accounts a SET balance = a.balance - 1
                     FROM unnest(CAST(:students AS bigint[]), CAST(:types AS text[]))
                       AS d(student_id, key)
-                    WHERE a.student_id = d.student_id AND a.asset = 'credit'
+                    WHERE a.student_id = ANY(CAST(:students AS bigint[]))
+                      AND a.student_id = d.student_id AND a.asset = 'credit'
                       AND a.key = d.key AND a.balance >= 1
                     RETURNING a.student_id
                     """
@@ -574,16 +668,21 @@ async def _write(
                 text(
                     audit.INSERT
                     + """
-                    SELECT e, id, 'booked', :channel, :actor, :now,
-                           jsonb_build_object('run_id', CAST(:run AS bigint), 'other', other)
-                    FROM unnest(CAST(:entities AS text[]), CAST(:ids AS bigint[]),
-                                CAST(:others AS bigint[])) AS x(e, id, other)
+                    SELECT 'timeslot', slot, 'booked', :channel, :actor,
+                           CAST(:now AS timestamptz),
+                           jsonb_build_object('run_id', CAST(:run AS bigint), 'other', class)
+                    FROM unnest(CAST(:slots AS bigint[]), CAST(:classes AS bigint[]))
+                      AS x(slot, class)
+                    UNION ALL
+                    SELECT 'class', class, 'booked', :channel, :actor, CAST(:now AS timestamptz),
+                           jsonb_build_object('run_id', CAST(:run AS bigint), 'other', slot)
+                    FROM unnest(CAST(:slots AS bigint[]), CAST(:classes AS bigint[]))
+                      AS x(slot, class)
                     """
                 ),
                 {
-                    "entities": ["timeslot"] * len(done) + ["class"] * len(done),
-                    "ids": [w.slot[0] for w in done if w.slot] + class_ids,
-                    "others": class_ids + [w.slot[0] for w in done if w.slot],
+                    "slots": [w.slot[0] for w in done if w.slot],
+                    "classes": class_ids,
                     "run": run.id,
                     "channel": actor.channel.value,
                     "actor": actor.id,
@@ -594,19 +693,25 @@ async def _write(
             assert wish.slot is not None
             wish.class_id = class_of[wish.slot[0]][0]
     await session.execute(
-        insert(BookingResult),
-        [
-            {
-                "run_id": run.id,
-                "student_id": w.student_id,
-                "position": round_,
-                "start_at": w.start_at,
-                "teacher_id": w.slot[1] if w.slot else None,
-                "class_id": w.class_id,
-                "reason": w.reason,
-            }
-            for w in wishes
-        ],
+        text(
+            """
+            INSERT INTO booking_results (run_id, student_id, position, start_at, teacher_id,
+                                         class_id, reason)
+            SELECT :run, s, :position, st, t, c, r
+            FROM unnest(CAST(:students AS bigint[]), CAST(:starts AS timestamptz[]),
+                        CAST(:teachers AS bigint[]), CAST(:classes AS bigint[]),
+                        CAST(:reasons AS text[])) AS x(s, st, t, c, r)
+            """
+        ),
+        {
+            "run": run.id,
+            "position": round_,
+            "students": [w.student_id for w in wishes],
+            "starts": [w.start_at for w in wishes],
+            "teachers": [w.slot[1] if w.slot else None for w in wishes],
+            "classes": [w.class_id for w in wishes],
+            "reasons": [w.reason for w in wishes],
+        },
     )
 
 
