@@ -1,6 +1,7 @@
 """Activities of weekly booking runs: start (fix the students in fair order), book one chunk
 of one round, finish."""
 
+import asyncio
 from contextlib import AsyncExitStack
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,20 +35,28 @@ class WeeklyBookingActivities(StoreActivities):
         """The chunk in PARTS transactions at once (store.auto_booking.book_chunk_parts), each
         done once: a retry books only the parts that did not commit."""
         key, request_hash = self.key(), operation_keys.digest(step.model_dump_json())
+        keys = {p: f"{key}/{p}:{PARTS}" for p in range(PARTS)}
         async with AsyncExitStack() as stack:
             sessions = {p: await stack.enter_async_context(self.sessions()) for p in range(PARTS)}
             # Booked in one transaction by an attempt from before chunks had parts.
             earlier = await sessions[0].get(OperationKey, ("activity", key))
             if earlier is not None and earlier.response is not None:
                 return ChunkOutcome.model_validate(earlier.response)
-            done: dict[int, ChunkOutcome] = {}
+
+            async def claim(p: int) -> ChunkOutcome | None:
+                first = await operation_keys.claim(
+                    sessions[p], "activity", keys[p], request_hash, step.now
+                )
+                return None if first is None else ChunkOutcome.model_validate(first)
+
+            async def remember(p: int, outcome: ChunkOutcome) -> None:
+                await operation_keys.remember(
+                    sessions[p], "activity", keys[p], outcome.model_dump(mode="json")
+                )
+
             try:
-                for p, session in sessions.items():
-                    first = await operation_keys.claim(
-                        session, "activity", f"{key}/{p}:{PARTS}", request_hash, step.now
-                    )
-                    if first is not None:
-                        done[p] = ChunkOutcome.model_validate(first)
+                claimed = await asyncio.gather(*(claim(p) for p in range(PARTS)))
+                done = {p: first for p, first in enumerate(claimed) if first is not None}
                 todo = {p: session for p, session in sessions.items() if p not in done}
                 booked = (
                     await auto_booking.book_chunk_parts(todo, step, self.rules, parts=PARTS)
@@ -56,12 +65,10 @@ class WeeklyBookingActivities(StoreActivities):
                 )
             except DomainError as error:
                 raise refusal_error(Refusal.of(error)) from error
+            await asyncio.gather(*(remember(p, outcome) for p, outcome in booked.items()))
             for p, outcome in booked.items():  # one at a time: each adds to the run's counts
-                await auto_booking.count_chunk(todo[p], step.run_id, outcome)
-                await operation_keys.remember(
-                    todo[p], "activity", f"{key}/{p}:{PARTS}", outcome.model_dump(mode="json")
-                )
-                await todo[p].commit()
+                await auto_booking.count_chunk(sessions[p], step.run_id, outcome)
+                await sessions[p].commit()
         outcomes = [*done.values(), *booked.values()]
         return ChunkOutcome(
             students=sum(o.students for o in outcomes),

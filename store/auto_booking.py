@@ -417,6 +417,7 @@ async def book_chunk_parts(
     }
     free: dict[tuple[int, datetime], int] = {}
     probed: set[tuple[int, datetime]] = set()
+    part_at: dict[datetime, int] = {}
 
     async def lock_free(pairs: list[tuple[int, datetime]]) -> None:
         """Lock those of the (teacher, start) slots that are open and not locked elsewhere,
@@ -424,7 +425,9 @@ async def book_chunk_parts(
         probed.update(pairs)
         by_part: dict[int, list[tuple[int, datetime]]] = defaultdict(list)
         for pair in pairs:
-            by_part[part_of(pair[1], parts)].append(pair)
+            if (part := part_at.get(pair[1])) is None:
+                part = part_at[pair[1]] = part_of(pair[1], parts)
+            by_part[part].append(pair)
 
         async def lock(part: int, some: list[tuple[int, datetime]]) -> None:
             for slot_id, teacher_id, start_at in await sessions[part].execute(
