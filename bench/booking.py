@@ -50,6 +50,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+import psutil
 
 from bench.http import Connection
 from domain.rules import BookingRules
@@ -444,6 +445,14 @@ def local_postmaster(backend: int) -> int | None:
         return None
 
 
+def dev_server() -> int | None:
+    """The pid of the Temporal dev server this process started, to count its CPU."""
+    for child in psutil.Process().children(recursive=True):
+        if child.name().startswith("temporal"):
+            return int(child.pid)
+    return None
+
+
 class CpuMeter:
     """CPU seconds used during a phase: by the machine, the API process, PostgreSQL (if local:
     the postmaster and its children) and this process; "other" is the rest of the machine.
@@ -458,10 +467,13 @@ class CpuMeter:
         *,
         api_label: str = "API process",
         me_label: str = "bench client",
+        others: dict[str, int] | None = None,
     ) -> None:
+        """`others`: more processes to count, by label (e.g. the Temporal dev server)."""
         self.api_pid = api_pid
         self.postmaster = postmaster
         self.api_label, self.me_label = api_label, me_label
+        self.others = others or {}
         self.summary = "n/a (no /proc)"
         self.api: float | None = None
 
@@ -477,7 +489,7 @@ class CpuMeter:
                     pass  # exited meanwhile
         return ticks
 
-    def _read(self) -> tuple[float, float, float, float, float]:
+    def _read(self) -> tuple[float, ...]:
         with open("/proc/stat") as f:
             fields = [int(x) for x in f.readline().split()[1:]]
         idle = fields[3] + fields[4]  # idle + iowait
@@ -489,6 +501,7 @@ class CpuMeter:
             api / self.TICK,
             pg / self.TICK,
             time.process_time(),
+            *(proc_ticks(pid) / self.TICK for pid in self.others.values()),
         )
 
     def __enter__(self) -> "CpuMeter":
@@ -499,7 +512,7 @@ class CpuMeter:
         if self.start is None:
             return
         end = self._read()
-        busy, total, api, pg, me = (e - s for e, s in zip(end, self.start, strict=True))
+        busy, total, api, pg, me, *more = (e - s for e, s in zip(end, self.start, strict=True))
         cores = os.cpu_count() or 1
         parts = [
             f"machine {busy:.1f} cpu-s ({busy / max(total, 1e-9) * 100:.0f}% of {cores} cores)"
@@ -509,8 +522,9 @@ class CpuMeter:
             self.api = api
         if self.postmaster is not None:
             parts.append(f"PostgreSQL {pg:.1f}")
+        parts += [f"{label} {cpu:.1f}" for label, cpu in zip(self.others, more, strict=True)]
         parts.append(f"{self.me_label} {me:.1f}")
-        parts.append(f"other {busy - api - pg - me:.1f}")
+        parts.append(f"other {busy - api - pg - me - sum(more):.1f}")
         self.summary = ", ".join(parts)
 
 

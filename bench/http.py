@@ -10,12 +10,16 @@ import asyncio
 from urllib.parse import urlsplit
 
 
+def lines(headers: dict[str, str]) -> str:
+    """Header lines for `Connection.request`."""
+    return "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+
+
 class Connection:
     def __init__(self, base_url: str, headers: dict[str, str]) -> None:
         url = urlsplit(base_url)
         self.host, self.port = url.hostname or "127.0.0.1", url.port or 80
-        extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        self._head = f"Host: {self.host}:{self.port}\r\n{extra}"
+        self._head = f"Host: {self.host}:{self.port}\r\n{lines(headers)}"
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
@@ -28,10 +32,14 @@ class Connection:
             self._writer.close()
             await self._writer.wait_closed()
 
-    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+    async def request(
+        self, method: str, path: str, body: bytes = b"", headers: str = ""
+    ) -> tuple[int, bytes]:
+        """`headers`: more header lines for this request only, each ending in CRLF (`lines`)."""
         assert self._reader is not None and self._writer is not None, "open() first"
         self._writer.write(
-            f"{method} {path} HTTP/1.1\r\n{self._head}Content-Length: {len(body)}\r\n\r\n".encode()
+            f"{method} {path} HTTP/1.1\r\n{self._head}{headers}"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
             + body
         )
         status = int((await self._reader.readline()).split()[1])
