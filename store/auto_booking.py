@@ -305,18 +305,17 @@ ORDER BY t.id
 FOR UPDATE OF t SKIP LOCKED
 """
 
-# Each teacher's live classes in the run's week, which "any teacher" wishes spread by: one pass
-# over the week's classes, once for a chunk that has such wishes (a count for each free slot
-# read each teacher's week once per slot: seconds a chunk at 2,500 teachers).
+# The teachers of the course types, each with their live classes in the run's week, which "any
+# teacher" wishes spread by: counted through ix_classes_teacher_start, so the cost follows the
+# week's classes, not every class ever booked; once for a chunk that has such wishes (a count
+# for each free slot, as it was, read each teacher's week once per slot: seconds a chunk).
 _LOADS = """
-SELECT teacher_id, count(*) FROM classes
-WHERE start_at >= :week_from AND start_at < :week_to AND state <> 'cancelled'
-  AND teacher_id IS NOT NULL
-GROUP BY teacher_id
-"""
-_TEACHERS_OF = """
-SELECT id, course_types FROM teachers
-WHERE CAST(course_types AS text[]) && CAST(:types AS text[])
+SELECT tt.id, tt.course_types,
+       (SELECT count(*) FROM classes c
+        WHERE c.teacher_id = tt.id AND c.state <> 'cancelled'
+          AND c.start_at >= :week_from AND c.start_at < :week_to) AS load
+FROM teachers tt
+WHERE CAST(tt.course_types AS text[]) && CAST(:types AS text[])
 """
 
 
@@ -474,14 +473,16 @@ async def book_chunk_parts(
     if fallback:
         week_from = at(run.week, 0, time(0), zone)
         load: Counter[int] = Counter(w.slot[1] for w in open_wishes if w.slot is not None)
-        for teacher_id, classes in await any_session.execute(
-            text(_LOADS), {"week_from": week_from, "week_to": week_from + WEEK}
+        ranked: dict[str, list[int]] = defaultdict(list)
+        for teacher_id, course_types, classes in await any_session.execute(
+            text(_LOADS),
+            {
+                "types": sorted({w.course_type for w in fallback}),
+                "week_from": week_from,
+                "week_to": week_from + WEEK,
+            },
         ):
             load[teacher_id] += classes
-        ranked: dict[str, list[int]] = defaultdict(list)
-        for teacher_id, course_types in await any_session.execute(
-            text(_TEACHERS_OF), {"types": sorted({w.course_type for w in fallback})}
-        ):
             for course_type in course_types:
                 ranked[course_type].append(teacher_id)
         for teachers in ranked.values():
