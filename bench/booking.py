@@ -260,6 +260,31 @@ def grid_ceil(moment: datetime) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
+async def grant_major_credits(
+    conn: asyncpg.Connection, student_ids: list[int], amount: int, now: datetime
+) -> None:
+    """Each student's major credits: the account and its 'grant' ledger entry, in bulk."""
+    await conn.execute(
+        """
+        INSERT INTO accounts (student_id, asset, key, balance)
+        SELECT id, 'credit', 'major', $2 FROM unnest($1::bigint[]) AS s(id)
+        """,
+        student_ids,
+        amount,
+    )
+    await conn.execute(
+        """
+        INSERT INTO ledger_entries (student_id, asset, key, delta, reason, channel, actor_id,
+                                    occurred_at)
+        SELECT id, 'credit', 'major', $2, 'grant', 'fireman', 'bench-seed', $3
+        FROM unnest($1::bigint[]) AS s(id)
+        """,
+        student_ids,
+        amount,
+        now,
+    )
+
+
 async def seed(conn: asyncpg.Connection, *, teachers: int, slots: int, phases: int) -> Seed:
     started = time.perf_counter()
     per_phase = math.ceil(slots / teachers)  # starts per teacher per phase
@@ -316,25 +341,7 @@ async def seed(conn: asyncpg.Connection, *, teachers: int, slots: int, phases: i
             starts,
         )
         credits = per_phase * phases
-        await conn.execute(
-            """
-            INSERT INTO accounts (student_id, asset, key, balance)
-            SELECT id, 'credit', 'major', $2 FROM unnest($1::bigint[]) AS s(id)
-            """,
-            student_ids,
-            credits,
-        )
-        await conn.execute(
-            """
-            INSERT INTO ledger_entries (student_id, asset, key, delta, reason, channel, actor_id,
-                                        occurred_at)
-            SELECT id, 'credit', 'major', $2, 'grant', 'fireman', 'bench-seed', $3
-            FROM unnest($1::bigint[]) AS s(id)
-            """,
-            student_ids,
-            credits,
-            now,
-        )
+        await grant_major_credits(conn, student_ids, credits, now)
     await conn.execute("ANALYZE")
     slot_of = {(r["teacher_id"], round((r["start_at"] - first) / SLOT)): r["id"] for r in rows}
     jobs = []

@@ -54,6 +54,7 @@ from bench.booking import (
     dev_server,
     free_port,
     fresh_database,
+    grant_major_credits,
     grid_ceil,
     local_postmaster,
     run_clients,
@@ -126,25 +127,7 @@ async def seed(
                 now,
             )
         )
-        await conn.execute(
-            """
-            INSERT INTO accounts (student_id, asset, key, balance)
-            SELECT id, 'credit', 'major', $2 FROM unnest($1::bigint[]) AS s(id)
-            """,
-            student_ids,
-            per_teacher,
-        )
-        await conn.execute(
-            """
-            INSERT INTO ledger_entries (student_id, asset, key, delta, reason, channel, actor_id,
-                                        occurred_at)
-            SELECT id, 'credit', 'major', $2, 'grant', 'fireman', 'bench-seed', $3
-            FROM unnest($1::bigint[]) AS s(id)
-            """,
-            student_ids,
-            per_teacher,
-            now,
-        )
+        await grant_major_credits(conn, student_ids, per_teacher, now)
     await conn.execute("ANALYZE")
     # Student (t + k) mod T asks teacher t for the k-th start: one request per teacher and per
     # student at each start.
