@@ -30,7 +30,7 @@ def create_engine(
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=0,
         pool_timeout=pool_timeout,
         connect_args={"server_settings": {"application_name": application_name}},
     )

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
 
     # Unset: the dev stack starts embedded PostgreSQL under data_dir.
     database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
+    # Connections kept open per process, never more: a connection opened and closed per request
+    # under load costs PostgreSQL more CPU than the booking it carries (bench/README.md).
     db_pool_size: int = 10
     # How long a request waits for a pooled connection before it answers 503 database_busy.
     db_pool_timeout: float = 5.0
