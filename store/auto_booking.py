@@ -306,9 +306,8 @@ FOR UPDATE OF t SKIP LOCKED
 """
 
 # The teachers of the course types, each with their live classes in the run's week, which "any
-# teacher" wishes spread by: counted through ix_classes_teacher_start, so the cost follows the
-# week's classes, not every class ever booked; once for a chunk that has such wishes (a count
-# for each free slot, as it was, read each teacher's week once per slot: seconds a chunk).
+# teacher" wishes spread by: counted through ix_classes_live_teacher_start, so the cost follows
+# the week's live classes, not every class ever booked; once for a chunk that has such wishes.
 _LOADS = """
 SELECT tt.id, tt.course_types,
        (SELECT count(*) FROM classes c

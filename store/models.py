@@ -94,6 +94,12 @@ class Student(Base):
             "(external_channel IS NULL) = (external_account_id IS NULL)",
             name="external_account_whole",
         ),
+        # "Is this teacher someone's exclusive teacher?", asked per slot in the priority window.
+        Index(
+            "ix_students_exclusive_teacher_id",
+            "exclusive_teacher_id",
+            postgresql_where=text("exclusive_teacher_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -160,7 +166,13 @@ class Class(Base):
             unique=True,
             postgresql_where=text("state <> 'cancelled'"),
         ),
-        Index("ix_classes_teacher_start", "teacher_id", "start_at"),
+        # A teacher's live classes in a week (auto-booking's any-teacher spread).
+        Index(
+            "ix_classes_live_teacher_start",
+            "teacher_id",
+            "start_at",
+            postgresql_where=text("state <> 'cancelled'"),
+        ),
         CheckConstraint("payment_amount > 0", name="payment_positive"),
         # On :00 or :30, to the second, like its timeslot (over-booked classes have none).
         CheckConstraint("extract(epoch from start_at) % 1800 = 0", name="on_grid"),
