@@ -13,6 +13,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
+    RemoveSearchAttributesRequest,
 )
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -88,16 +89,34 @@ def build_worker(client: Client, db: Sessions, settings: Settings, **options: An
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> None:
-    """Register StudentId, TeacherId, Channel and Flow where the server lets us (dev server,
-    self-hosted cluster); on Temporal Cloud they are added in its console instead."""
+    """Register StudentId, TeacherId (a keyword list), Channel and Flow where the server lets
+    us (dev server, self-hosted cluster); on Temporal Cloud they are added in its console
+    instead.
+
+    One registered with another type (TeacherId as Keyword) is removed and added again with
+    ours, because the server refuses a flow whose value does not fit the registered type (a
+    contract's two teachers in a Keyword). Flows tagged under the other type are no longer
+    found by that attribute (still by the others and by their id)."""
     try:
-        known = await client.operator_service.list_search_attributes(
-            ListSearchAttributesRequest(namespace=namespace)
-        )
-        missing = {
-            key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+        known = (
+            await client.operator_service.list_search_attributes(
+                ListSearchAttributesRequest(namespace=namespace)
+            )
+        ).custom_attributes
+        retyped = [
+            key.name
             for key in SEARCH_ATTRIBUTES
-            if key.name not in known.custom_attributes
+            if key.name in known and int(known[key.name]) != int(key.indexed_value_type)
+        ]
+        if retyped:
+            log.warning("search attributes %s have another type: registered again", retyped)
+            await client.operator_service.remove_search_attributes(
+                RemoveSearchAttributesRequest(namespace=namespace, search_attributes=retyped)
+            )
+        missing = {
+            key.name: IndexedValueType.ValueType(key.indexed_value_type)
+            for key in SEARCH_ATTRIBUTES
+            if key.name not in known or key.name in retyped
         }
         if missing:
             await client.operator_service.add_search_attributes(

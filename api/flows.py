@@ -31,7 +31,7 @@ from domain.errors import FlowClosed, TemporalUnavailable
 from domain.teacher_cancel import HeldSlotBooked
 from store import class_requests, fake_cancels
 from workflows.class_request import ClassRequestWorkflow
-from workflows.common import search_attributes
+from workflows.common import FlowKind, search_attributes
 from workflows.fake_cancel import FakeCancelWorkflow
 from workflows.teacher_cancel import TeacherCancelHoldWorkflow
 from yueke import temporal
@@ -243,10 +243,10 @@ async def request_class(ctx: Context, body: NewRequest, *, key_suffix: str = "")
             update=ClassRequestWorkflow.submitted,
             update_id=flow.update_id,
             search_attributes=search_attributes(
-                "class_request",
-                student_id=body.student_id,
-                teacher_id=body.teacher_id,
+                FlowKind.class_request,
                 channel=ctx.actor.channel.value,
+                student_id=body.student_id,
+                teacher_ids=[body.teacher_id],
             ),
         )
 

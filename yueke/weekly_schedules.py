@@ -17,19 +17,28 @@ from temporalio.client import (
     ScheduleRange,
     ScheduleSpec,
 )
+from temporalio.common import TypedSearchAttributes
 
 from domain.auto_booking import RunKind, RunRequest
 from domain.channels import Actor, Channel
 from workflows.auto_booking import WeeklyBookingWorkflow
+from workflows.common import FlowKind, search_attributes, weekly_flow
 from yueke.settings import Settings
+
+# Who acts in the runs Schedules start: supply-demand's timed jobs.
+SCHEDULE_ACTOR = Actor(channel=Channel.supply_demand, id="schedule")
+
+
+def scheduled_search_attributes(settings: Settings, flow: FlowKind) -> TypedSearchAttributes:
+    """What every run a Schedule starts carries, so ops find it by `Flow` like a run started by
+    hand: its kind and the channel; no student or teacher, it is for all of them."""
+    if not settings.temporal_search_attributes:
+        return TypedSearchAttributes.empty
+    return search_attributes(flow, channel=SCHEDULE_ACTOR.channel.value)
 
 
 def _monday_at(settings: Settings, kind: RunKind, at: time) -> Schedule:
-    request = RunRequest(
-        kind=kind,
-        actor=Actor(channel=Channel.supply_demand, id="schedule"),
-        chunk=settings.weekly.auto_booking_chunk,
-    )
+    request = RunRequest(kind=kind, actor=SCHEDULE_ACTOR, chunk=settings.weekly.auto_booking_chunk)
     return Schedule(
         action=ScheduleActionStartWorkflow(
             WeeklyBookingWorkflow.run,
@@ -37,6 +46,7 @@ def _monday_at(settings: Settings, kind: RunKind, at: time) -> Schedule:
             id=f"{kind.flow_prefix}-weekly",
             task_queue=settings.temporal_task_queue,
             execution_timeout=timedelta(hours=6),
+            typed_search_attributes=scheduled_search_attributes(settings, weekly_flow(kind)),
         ),
         spec=ScheduleSpec(
             calendars=[

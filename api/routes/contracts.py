@@ -28,7 +28,7 @@ from domain.contract import (
 from domain.errors import ForbiddenActor
 from domain.words import CourseType
 from store import contracts
-from workflows.common import search_attributes
+from workflows.common import FlowKind, search_attributes
 from workflows.contract import ContractWorkflow
 
 router = APIRouter(prefix="/v1/contracts", tags=["contracts"])
@@ -106,10 +106,10 @@ async def propose(
             update=ContractWorkflow.proposed,
             update_id=flow.update_id,
             search_attributes=search_attributes(
-                "contract",
-                student_id=body.student_id,
-                teacher_id=body.foreign.teacher_id,
+                FlowKind.contract,
                 channel=ctx.actor.channel.value,
+                student_id=body.student_id,
+                teacher_ids=[body.chinese.teacher_id, body.foreign.teacher_id],
             ),
         )
 

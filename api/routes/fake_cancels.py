@@ -13,7 +13,7 @@ from domain.errors import ClassNotCancellable, ClassStarted
 from domain.fake_cancel import FakeCancelInput, FakeCancelView
 from domain.words import ClassState
 from store import classes, fake_cancels
-from workflows.common import search_attributes
+from workflows.common import FlowKind, search_attributes
 from workflows.fake_cancel import FakeCancelWorkflow
 
 router = APIRouter(prefix="/v1", tags=["fake cancels"])
@@ -75,10 +75,10 @@ async def fake_cancel(
             update=FakeCancelWorkflow.opened,
             update_id=flow.update_id,
             search_attributes=search_attributes(
-                "fake_cancel",
-                student_id=student_id,
-                teacher_id=teacher_id,
+                FlowKind.fake_cancel,
                 channel=ctx.actor.channel.value,
+                student_id=student_id,
+                teacher_ids=[teacher_id],
             ),
         )
 

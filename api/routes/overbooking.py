@@ -10,7 +10,6 @@ from datetime import datetime
 from fastapi import APIRouter, BackgroundTasks
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from api.context import Context, caller, describe
 from api.flows import Flows
@@ -29,7 +28,7 @@ from domain.overbooking import (
 from domain.payment import Payment
 from domain.words import ClassLabel, CourseType
 from store import overbooking
-from workflows.common import CHANNEL, FLOW, STUDENT_ID, TEACHER_ID
+from workflows.common import FlowKind, search_attributes
 from workflows.overbooked_class import OverbookedClassWorkflow
 from workflows.teacher_reservation import TeacherReservationWorkflow
 
@@ -87,13 +86,6 @@ async def _follow(
     If Temporal cannot take it, the booking is taken back and the caller gets 503: nothing
     happened, and a retry acts again."""
     booked = await ctx.run(body, OverbookView, book)
-    pairs = [
-        SearchAttributePair(FLOW, "overbook"),
-        SearchAttributePair(STUDENT_ID, str(booked.student_id)),
-        SearchAttributePair(CHANNEL, ctx.actor.channel.value),
-    ]
-    if booked.teacher_id is not None:
-        pairs.append(SearchAttributePair(TEACHER_ID, str(booked.teacher_id)))
     try:
         await ctx.flows.start(
             OverbookedClassWorkflow.run,
@@ -106,7 +98,12 @@ async def _follow(
                 actor=ctx.actor,
             ),
             flow_id=overbooking.flow_id(booked.class_id),
-            search_attributes=TypedSearchAttributes(pairs),
+            search_attributes=search_attributes(
+                FlowKind.overbook,
+                channel=ctx.actor.channel.value,
+                student_id=booked.student_id,
+                teacher_ids=[] if booked.teacher_id is None else [booked.teacher_id],
+            ),
         )
     except Unavailable:
         await ctx.undo(
@@ -324,11 +321,8 @@ async def reserve_teachers(
     outcome: ReservationOutcome = await ctx.flows.run_now(
         TeacherReservationWorkflow.run,
         flow_id=f"teacher-reservation-{int(ctx.now.timestamp())}",
-        search_attributes=TypedSearchAttributes(
-            [
-                SearchAttributePair(FLOW, "teacher_reservation"),
-                SearchAttributePair(CHANNEL, ctx.actor.channel.value),
-            ]
+        search_attributes=search_attributes(
+            FlowKind.teacher_reservation, channel=ctx.actor.channel.value
         ),
     )
     return outcome

@@ -21,7 +21,7 @@ from domain.teacher_cancel import (
 )
 from domain.words import ClassState, HoldState
 from store import classes, holds
-from workflows.common import search_attributes
+from workflows.common import FlowKind, search_attributes
 from workflows.teacher_cancel import TeacherCancelHoldWorkflow
 
 router = APIRouter(prefix="/v1", tags=["teacher cancels"])
@@ -86,10 +86,10 @@ async def teacher_cancel(
             update=TeacherCancelHoldWorkflow.opened,
             update_id=flow.update_id,
             search_attributes=search_attributes(
-                "teacher_cancel",
-                student_id=student_id,
-                teacher_id=teacher_id,
+                FlowKind.teacher_cancel,
                 channel=ctx.actor.channel.value,
+                student_id=student_id,
+                teacher_ids=[teacher_id],
             ),
         )
 

@@ -14,7 +14,7 @@ from domain.channels import Operation
 from domain.words import CourseType
 from store import auto_booking, exclusive
 from workflows.auto_booking import WeeklyBookingWorkflow
-from workflows.common import search_attributes
+from workflows.common import search_attributes, weekly_flow
 
 router = APIRouter(prefix="/v1", tags=["weekly booking"])
 
@@ -162,10 +162,7 @@ async def start_run(body: NewRun, ctx: Context = caller(Operation.run_weekly_boo
             update=WeeklyBookingWorkflow.started,
             update_id=flow.update_id,
             search_attributes=search_attributes(
-                body.kind.flow_prefix,
-                student_id=body.student_id or 0,
-                teacher_id=0,
-                channel=ctx.actor.channel.value,
+                weekly_flow(body.kind), channel=ctx.actor.channel.value, student_id=body.student_id
             ),
         )
 
