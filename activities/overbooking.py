@@ -1,5 +1,6 @@
-"""Activities of the over-booking flows: the class's retries, give-up and close (SD-5c), and
-the teacher reservation (SD-5b). Each is one store transaction, done once per step."""
+"""Activities of the over-booking flows: the class's retries, give-up, close and reads
+(SD-5c), and the teacher reservation (SD-5b). Each is one store transaction, done once per
+step."""
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
@@ -36,6 +37,15 @@ class OverbookedClassActivities(StoreActivities):
             return await overbooking.close(
                 session, class_id=step.class_id, actor=step.actor, now=step.now
             )
+
+        return await self.once(step, step.now, OverbookView, op)
+
+    @activity.defn
+    async def read_class(self, step: ClassStep) -> OverbookView:
+        """The class as the API left it after a change of teacher; only read."""
+
+        async def op(session: AsyncSession) -> OverbookView:
+            return await overbooking.view(session, step.class_id)
 
         return await self.once(step, step.now, OverbookView, op)
 

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,11 +29,13 @@ from temporalio.workflow import UpdateMethodMultiParam
 
 from domain.class_request import ClassRequestInput, RequestView
 from domain.errors import FlowClosed, TemporalUnavailable
+from domain.overbooking import TeacherChanged
 from domain.teacher_cancel import HeldSlotBooked
-from store import class_requests, fake_cancels
+from store import class_requests, fake_cancels, overbooking
 from workflows.class_request import ClassRequestWorkflow
 from workflows.common import FlowKind, search_attributes
 from workflows.fake_cancel import FakeCancelWorkflow
+from workflows.overbooked_class import OverbookedClassWorkflow
 from workflows.teacher_cancel import TeacherCancelHoldWorkflow
 from yueke import temporal
 from yueke.settings import Settings
@@ -209,6 +212,19 @@ class Flows:
                 await self.tell(flow_id, TeacherCancelHoldWorkflow.held_slot_booked, booked)
         except Exception as exc:
             log.warning("could not tell %s that a held slot was booked: %s", flow_id, exc)
+
+    async def tell_teacher_changed(
+        self, class_id: int, teacher_id: int, changed_at: datetime
+    ) -> None:
+        """After a commit that gave an over-booked class a teacher or another one: its flow
+        reads the class and tags itself with the teacher. If Temporal cannot hear it now, the
+        flow's next step (a retry, the close) reads the teacher all the same."""
+        flow_id = overbooking.flow_id(class_id)
+        changed = TeacherChanged(class_id=class_id, teacher_id=teacher_id, changed_at=changed_at)
+        try:
+            await self.tell(flow_id, OverbookedClassWorkflow.teacher_changed, changed)
+        except Exception as exc:
+            log.warning("could not tell %s that its teacher changed: %s", flow_id, exc)
 
 
 async def request_class(ctx: Context, body: NewRequest, *, key_suffix: str = "") -> RequestView:

@@ -209,6 +209,15 @@ class StudentEntered(BaseModel):
     entered_at: datetime
 
 
+class TeacherChanged(BaseModel):
+    """The API tells the flow that the class got a teacher or another one (a match at entry,
+    a swap, a change of teacher): the flow reads the class and tags itself with the teacher."""
+
+    class_id: int
+    teacher_id: int
+    changed_at: datetime
+
+
 class SwapView(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int

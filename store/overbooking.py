@@ -246,6 +246,14 @@ async def view(session: AsyncSession, class_id: int) -> OverbookView:
     return OverbookView.model_validate(await _row(session, class_id, lock=False))
 
 
+async def is_overbooked(session: AsyncSession, class_id: int) -> bool:
+    """Whether the class was booked with no teacher, so that a flow follows it."""
+    found = await session.scalar(
+        select(OverbookedClass.class_id).where(OverbookedClass.class_id == class_id)
+    )
+    return found is not None
+
+
 # --- the match (CLS-2, SD-5c) -------------------------------------------------------------------
 
 # One open slot at the start for the course type: a pool slot first, else a general slot of a

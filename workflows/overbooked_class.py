@@ -8,7 +8,10 @@ and this flow learns the outcome afterwards by reading the class; it owns only w
 - while the student waits it tries the match again every `retry_every`, until `wait_until`
   (start + 10 min by default); then the class fails and the payment is refunded in full;
 - at the end of the half hour it closes the class: as_scheduled when taught, student_no_show
-  when the student never entered.
+  when the student never entered;
+- whenever the class gets a teacher or another one (the API's match at entry or a swap,
+  told by the signal `teacher_changed`; or its own retry), its `state` and its `TeacherId`
+  search attribute follow, so ops find the class under its teacher.
 """
 
 from collections.abc import Awaitable, Callable
@@ -26,8 +29,12 @@ with workflow.unsafe.imports_passed_through():
         OverbookState,
         OverbookView,
         StudentEntered,
+        TeacherChanged,
     )
-    from workflows.common import STORE_STEP, refusal_of
+    from workflows.common import FLOW, STORE_STEP, TEACHER_ID, refusal_of
+
+# Flows started before TeacherId followed the class's teacher replay without upserting it.
+TAG_TEACHER = "tag-teacher"
 
 
 @workflow.defn
@@ -35,10 +42,11 @@ class OverbookedClassWorkflow:
     def __init__(self) -> None:
         self.view: OverbookView | None = None
         self.woken = False
+        self.heard_teacher_change = False
 
     @workflow.run
     async def run(self, booked: OverbookedClassInput) -> OverbookView | None:
-        await self._doze(booked.start_at - workflow.now())
+        await self._wait(booked, booked.start_at, entry_wakes=True)
         while await self._step(OverbookedClassActivities.match_waiting_student, booked):
             assert self.view is not None
             if self.view.closed or self.view.teacher_id is not None:
@@ -50,10 +58,11 @@ class OverbookedClassWorkflow:
                 break
             waiting = self.view.state is OverbookState.waiting
             left = booked.wait_until - now
-            await self._doze(min(left, booked.retry_every) if waiting else left)
+            delay = min(left, booked.retry_every) if waiting else left
+            await self._wait(booked, now + delay, entry_wakes=True)
 
         if self.view is not None and not self.view.closed:
-            await self._sleep_until(booked.start_at + SLOT)
+            await self._wait(booked, booked.start_at + SLOT, entry_wakes=False)
             await self._step(OverbookedClassActivities.close_class, booked)
         return self.view
 
@@ -73,25 +82,50 @@ class OverbookedClassWorkflow:
             if refusal_of(error).code == "class_not_found":
                 return False
             raise
+        self._tag_teacher()
         return True
 
-    async def _doze(self, delay: timedelta) -> None:
-        """Sleep, unless a student's entry wakes the flow first."""
-        self.woken = False
-        if delay > timedelta(0):
-            try:
-                await workflow.wait_condition(lambda: self.woken, timeout=delay)
-            except TimeoutError:
-                pass
+    def _tag_teacher(self) -> None:
+        """`TeacherId` follows the class's teacher. Only on a flow started with our search
+        attributes: the time-skipping test server has none and refuses them."""
+        if self.view is None or self.view.teacher_id is None:
+            return
+        tags = workflow.info().typed_search_attributes
+        teacher = [str(self.view.teacher_id)]
+        if tags.get(FLOW) is None or tags.get(TEACHER_ID) == teacher:
+            return
+        if workflow.patched(TAG_TEACHER):
+            workflow.upsert_search_attributes([TEACHER_ID.value_set(teacher)])
 
-    async def _sleep_until(self, moment: datetime) -> None:
-        if (delay := moment - workflow.now()) > timedelta(0):
-            await workflow.sleep(delay)
+    async def _wait(
+        self, booked: OverbookedClassInput, until: datetime, *, entry_wakes: bool
+    ) -> None:
+        """Sleep until `until`; a student's entry ends it early if `entry_wakes`. A teacher
+        change heard meanwhile is read (and tagged) at once, and the sleep goes on."""
+        self.woken = False
+        while (delay := until - workflow.now()) > timedelta(0):
+            try:
+                await workflow.wait_condition(
+                    lambda: (entry_wakes and self.woken) or self.heard_teacher_change, timeout=delay
+                )
+            except TimeoutError:
+                return
+            if self.heard_teacher_change:
+                self.heard_teacher_change = False
+                await self._step(OverbookedClassActivities.read_class, booked)
+            if entry_wakes and self.woken:
+                return
 
     @workflow.signal
     def student_entered(self, entered: StudentEntered) -> None:
         """Sent after the API answered a student who found no teacher: try again now."""
         self.woken = True
+
+    @workflow.signal
+    def teacher_changed(self, changed: TeacherChanged) -> None:
+        """Sent after the API's commit that gave the class a teacher or another one: the flow
+        reads the class (the latest read wins, whatever order the signals come in)."""
+        self.heard_teacher_change = True
 
     @workflow.query
     def state(self) -> OverbookView | None:

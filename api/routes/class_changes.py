@@ -13,7 +13,7 @@ from api.types import Id, IdParam, Text, UtcDatetime
 from domain.channels import Operation
 from domain.payment import Payment
 from domain.words import CourseType
-from store import class_changes
+from store import class_changes, overbooking
 
 router = APIRouter(prefix="/v1/classes", tags=["classes"])
 
@@ -88,7 +88,8 @@ async def force_book(body: ForceBook, ctx: Context = caller(Operation.force_book
         "slot opens again as general inventory (`old_slot: reopen`) or is removed (`remove`). "
         "The payment is untouched. The teacher must teach the course type (409 teacher_busy if "
         "not free); TMK and CC change trial classes only (403 trial_classes_only); 409 "
-        "class_not_booked, class_started.",
+        "class_not_booked, class_started. An over-booked class's flow is told, so that its "
+        "state and its TeacherId follow.",
     ),
 )
 async def change_teacher(
@@ -104,6 +105,8 @@ async def change_teacher(
             actor=ctx.actor,
             now=ctx.now,
         )
+        if changed.teacher_id is not None and await overbooking.is_overbooked(session, class_id):
+            ctx.after_commit(ctx.flows.tell_teacher_changed, class_id, changed.teacher_id, ctx.now)
         return ClassOut.model_validate(changed)
 
     return await ctx.run(body, ClassOut, op)

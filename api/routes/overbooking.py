@@ -232,16 +232,20 @@ async def _wake(flows: Flows, class_id: int, entered_at: datetime) -> None:
         "is one transaction in this request: a reserved pool slot at the start, else any open "
         "slot at the start; one slot goes to one student only. With no teacher free the state "
         "is `waiting`: the class's flow retries until start + 10 min, then the class fails and "
-        "is refunded (state `failed`). Repeating the call answers the same teacher.",
+        "is refunded (state `failed`). Repeating the call answers the same teacher. After a "
+        "match, the class's flow is told: its state and its TeacherId show the teacher.",
     ),
 )
 async def student_entered(
     class_id: IdParam, background: BackgroundTasks, ctx: Context = caller(Operation.enter_classroom)
 ) -> OverbookView:
     async def op(session: AsyncSession) -> OverbookView:
-        return await overbooking.enter(
+        entered = await overbooking.enter(
             session, class_id=class_id, actor=ctx.actor, now=ctx.now, rules=ctx.rules
         )
+        if entered.teacher_id is not None and entered.matched_at == ctx.now:  # matched now
+            ctx.after_commit(ctx.flows.tell_teacher_changed, class_id, entered.teacher_id, ctx.now)
+        return entered
 
     entered = await ctx.run(None, OverbookView, op)
     if entered.state is OverbookState.waiting:
@@ -280,7 +284,8 @@ async def read_overbooked_class(
         ["SD-5d", "FM-7"],
         "During the class, another free teacher takes over (a reserved pool slot first, else "
         "any open slot at the start); the old teacher's slot is removed and their outcome "
-        "labelled teacher_it_issue or teacher_no_show. Audited on the class and both slots.",
+        "labelled teacher_it_issue or teacher_no_show. Audited on the class and both slots. "
+        "An over-booked class's flow is told: its state and its TeacherId show the new teacher.",
     ),
 )
 async def swap_teacher(
@@ -296,6 +301,8 @@ async def swap_teacher(
             now=ctx.now,
             rules=ctx.rules,
         )
+        if await overbooking.is_overbooked(session, class_id):
+            ctx.after_commit(ctx.flows.tell_teacher_changed, class_id, swap.new_teacher_id, ctx.now)
         return SwapView.model_validate(swap)
 
     return await ctx.run(body, SwapView, op)
