@@ -240,16 +240,17 @@ async def student_entered(
     class_id: IdParam, background: BackgroundTasks, ctx: Context = caller(Operation.enter_classroom)
 ) -> OverbookView:
     async def op(session: AsyncSession) -> OverbookView:
-        entered = await overbooking.enter(
+        return await overbooking.enter(
             session, class_id=class_id, actor=ctx.actor, now=ctx.now, rules=ctx.rules
         )
-        if entered.teacher_id is not None and entered.matched_at == ctx.now:  # matched now
-            ctx.after_commit(ctx.flows.tell_teacher_changed, class_id, entered.teacher_id, ctx.now)
-        return entered
 
+    # The flow hears of the entry after the commit and after the answer: the classroom's
+    # match waits on no Temporal call, even when Temporal is slow or away.
     entered = await ctx.run(None, OverbookView, op)
     if entered.state is OverbookState.waiting:
         background.add_task(_wake, ctx.flows, class_id, ctx.now)
+    elif entered.teacher_id is not None and entered.matched_at == ctx.now:  # matched now
+        background.add_task(ctx.flows.tell_teacher_changed, class_id, entered.teacher_id, ctx.now)
     return entered
 
 
