@@ -96,6 +96,13 @@ class SlotReserved(DomainError):
     code = "slot_reserved"
 
 
+class DinoHomeWindowOpen(DomainError):
+    """Auto-booking of next week waits for the dino-home window to close (SD-3): until then
+    next week's general slots are kept for dino-home students."""
+
+    code = "dino_home_window_open"
+
+
 class HoldExpired(DomainError):
     code = "hold_expired"
 

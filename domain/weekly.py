@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
+from domain.rules import BookingRules
 from domain.values import LocalTime
 
 WEEK = timedelta(weeks=1)
@@ -62,6 +63,18 @@ def at(week: date, weekday: int, start: time, zone: str) -> datetime:
 
 def week_start(week: date, zone: str) -> datetime:
     return at(week, 0, time(0), zone)
+
+
+def dino_home_window(now: datetime, rules: BookingRules) -> tuple[datetime, datetime]:
+    """This week's dino-home window (SD-3): from Monday's `dino_home_priority_from` until its
+    `dino_home_priority_until` (the auto-booking run), business time; next week's general slots
+    are kept for dino-home students in it."""
+    week = week_of(now, rules.business_time_zone)
+    zone = rules.business_time_zone
+    return (
+        at(week, 0, rules.dino_home_priority_from, zone),
+        at(week, 0, rules.dino_home_priority_until, zone),
+    )
 
 
 def is_monday(day: date) -> bool:

@@ -37,9 +37,9 @@ from domain.auto_booking import (
     Wish,
 )
 from domain.channels import Actor
-from domain.errors import NoExclusiveTeacher, NotFound
+from domain.errors import DinoHomeWindowOpen, NoExclusiveTeacher, NotFound
 from domain.rules import BookingRules, check_student_takes
-from domain.weekly import WEEK, Weekday, at, is_monday, next_week, on_half_hour
+from domain.weekly import WEEK, Weekday, at, dino_home_window, is_monday, next_week, on_half_hour
 from domain.words import CourseType
 from store import audit
 from store.db import get_or_404
@@ -182,6 +182,14 @@ async def check_run(
         raise BadRule("week is a Monday", week=week.isoformat())
     if not next_week(now, rules.business_time_zone) - WEEK <= week:
         raise BadRule("the week has passed", week=week.isoformat())
+    opens, closes = dino_home_window(now, rules)
+    if request.kind is RunKind.auto and week == next_week(now, rules.business_time_zone):
+        if opens <= now < closes:
+            raise DinoHomeWindowOpen(
+                "next week's auto-booking runs once the dino-home window has closed",
+                week=week.isoformat(),
+                window_closes_at=closes.isoformat(),
+            )
     if request.student_id is not None:
         student = await get_student(session, request.student_id)
         if request.kind is not RunKind.auto and student.exclusive_teacher_id is None:

@@ -33,6 +33,8 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from temporalio.workflow import SandboxImportNotificationPolicy
 
 from api.app import create_app
+from domain.rules import BookingRules
+from domain.weekly import dino_home_window
 from store.db import Sessions, create_engine, sessions
 from store.migrate import upgrade_async
 from store.models import Base
@@ -344,6 +346,16 @@ async def record_histories(
     return written
 
 
+async def past_the_monday_windows(env: WorkflowEnvironment) -> None:
+    """The time-skipping server starts at the real time. On a Monday morning (Asia/Shanghai)
+    next week's slots are kept for exclusive and dino-home students and next week's
+    auto-booking waits: skip past that, so that a test behaves the same whatever day it runs."""
+    now = await env.get_current_time()
+    opens, closes = dino_home_window(now, BookingRules())
+    if opens <= now < closes:
+        await env.sleep(closes - now + timedelta(minutes=1))
+
+
 @pytest.fixture
 async def stack(
     request: pytest.FixtureRequest,
@@ -359,6 +371,7 @@ async def stack(
         temporal_task_queue=f"yueke-test-{uuid.uuid4().hex[:8]}",
         temporal_search_attributes=False,
     )
+    await past_the_monday_windows(time_skipping)
     worker = build_worker(client, db, settings, workflow_runner=STRICT_SANDBOX)
     app = create_app(settings, temporal_client=client, clock=time_skipping.get_current_time)
     async with worker, app.router.lifespan_context(app):

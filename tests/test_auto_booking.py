@@ -424,3 +424,38 @@ async def test_exclusive_run_books_the_weekly_pattern_with_the_teacher(
     assert (r.status_code, r.json()["code"]) == (422, "bad_rule")
     assert await snapshot(db) == before
     await assert_money_consistent(db)
+
+
+async def test_next_weeks_auto_booking_waits_for_the_dino_home_window(
+    stack: Stack, db: Sessions
+) -> None:
+    """SD-3, SD-6: from Monday 00:00 until 12:03 (Asia/Shanghai) next week's general slots are
+    kept for dino-home students, so a hand-started auto-booking of next week is refused until
+    the window closes (the Schedule starts it at 12:03); exclusive-teacher runs are not."""
+    api = stack.api
+    now = await stack.now()
+    monday = at(next_week(now, ZONE), 0, time(9), ZONE)  # next Monday, 09:00 in Shanghai
+    await stack.env.sleep(monday - now)
+    week = next_week(await stack.now(), ZONE)
+    t = await teacher(api)
+    await open_slots(api, t, local(week, "tuesday", 19))
+    s = await student(api, credits={"major": 2})
+    await rule(api, s, [("tuesday", "19:00")], [], True)
+    before = await snapshot(db)
+    r = await api.post("/v1/booking-runs", json={"kind": "auto"}, headers=SD)
+    assert (r.status_code, r.json()["code"]) == (409, "dino_home_window_open"), r.text
+    assert (
+        r.json()["details"]["window_closes_at"]
+        == local(week - timedelta(weeks=1), "monday", 12, 3).isoformat()
+    )
+    assert await snapshot(db) == before
+    later = await api.post(
+        "/v1/booking-runs",
+        json={"kind": "auto", "week": str(week + timedelta(weeks=1))},
+        headers=SD,
+    )
+    assert later.status_code == 201, later.text  # the week after next is not kept
+    await stack.env.sleep(timedelta(hours=3, minutes=3))  # 12:03
+    run = await run_and_wait(stack)
+    assert (run["students"], run["booked"]) == (1, 1)
+    await assert_money_consistent(db)

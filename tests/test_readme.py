@@ -15,10 +15,12 @@ string, `"<...>"` is any string; several `{...}` on the line are alternatives. A
 with a status >= 500 fails, and so does any 4xx or JSON `code` the README does not show for
 that call. Finally the stack gets SIGINT, as Ctrl-C gives it, and must exit cleanly.
 
-The one setting changed from the defaults: the classroom opens 1 h (not 15 min) before an
-over-booked class's start, so that the classroom path of the walk-through (the student
-enters, is matched, the teacher is swapped) runs whatever the clock says; the README shows
-the answers before that window too. As conftest's live tests do, for the same reason.
+Two settings changed from the defaults, so that the walk-through runs whatever the clock
+says: the classroom opens 1 h (not 15 min) before an over-booked class's start, so that the
+classroom path (the student enters, is matched, the teacher is swapped) runs; the README shows
+the answers before that window too, as conftest's live tests do. And the Monday dino-home
+window (00:00-12:03 Asia/Shanghai) is empty, so that on a Monday morning next week's slots are
+not kept from the walk-through's students nor its auto-booking run refused.
 """
 
 import json
@@ -345,6 +347,7 @@ def dev_stack(stack_database: str | None, workdir: Path) -> Iterator[DevStack]:
         YUEKE_TEMPORAL_PORT=str(free_port()),
         YUEKE_TEMPORAL_UI_PORT=str(free_port()),
         YUEKE_RULES__OVERBOOKING__ENTRY_OPENS_BEFORE="PT1H",
+        YUEKE_RULES__DINO_HOME_PRIORITY_UNTIL="00:00",
     )
     if stack_database:
         env["DATABASE_URL"] = stack_database

@@ -142,7 +142,9 @@ async def read_exclusive_teacher(
         ["SD-6", "SD-1", "LP-1"],
         "Start a weekly booking run by hand (the Schedules start them every Monday): "
         "auto-booking or exclusive-teacher booking, for one student or for all, of next week "
-        "or a given one. Workflow id: auto-booking-{id} / exclusive-booking-{id}.",
+        "or a given one. Workflow id: auto-booking-{id} / exclusive-booking-{id}. Next week's "
+        "auto-booking waits for the dino-home window (Monday until 12:03, SD-3): 409 "
+        "dino_home_window_open before.",
     ),
 )
 async def start_run(body: NewRun, ctx: Context = caller(Operation.run_weekly_booking)) -> RunView:
