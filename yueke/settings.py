@@ -4,7 +4,7 @@ DATABASE_URL / TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE names of the servers."""
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.channels import Channel
@@ -69,6 +69,18 @@ class Settings(BaseSettings):
     # Operation keys (Idempotency-Key answers, activity results) are kept this long, then the
     # hourly Schedule `operation-key-cleanup` deletes them; a retry after that acts again.
     operation_key_retention: timedelta = timedelta(days=7)
+
+    @model_validator(mode="after")
+    def _auto_booking_after_the_dino_home_window(self) -> "Settings":
+        """A Schedule firing inside the window would see every run refused
+        (dino_home_window_open): refuse the configuration instead, at start."""
+        if self.weekly.auto_booking_at < self.rules.dino_home_priority_until:
+            raise ValueError(
+                f"weekly.auto_booking_at ({self.weekly.auto_booking_at}) is before "
+                f"rules.dino_home_priority_until ({self.rules.dino_home_priority_until}): "
+                "next week's auto-booking waits for the dino-home window to close"
+            )
+        return self
 
     @property
     def temporal_target(self) -> str:

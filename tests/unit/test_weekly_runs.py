@@ -12,6 +12,7 @@ from domain.contract import ContractInput, WeeklyTime
 from domain.learning_progress import ADVANCED_BOOTCAMP, lesson_name
 from domain.weekly import Weekday
 from domain.words import CourseType
+from yueke.settings import Settings
 
 LP = Actor(channel=Channel.lp, id="lp-1")
 
@@ -88,3 +89,14 @@ def test_lesson_names_carry_course_and_number(lesson: int) -> None:
     course, _, number = name.rpartition("#")
     assert (course, int(number)) == (ADVANCED_BOOTCAMP, lesson)
     assert lesson_name(ADVANCED_BOOTCAMP, lesson + 1) != name
+
+
+def test_auto_booking_cannot_be_scheduled_inside_the_dino_home_window() -> None:
+    """covers: SD-3, SD-6. A Schedule that fires before the window closes would only ever see
+    its runs refused: the settings are refused at start instead."""
+    with pytest.raises(ValidationError, match="dino-home window"):
+        Settings(weekly={"auto_booking_at": time(11, 0)})
+    with pytest.raises(ValidationError, match="dino-home window"):
+        Settings(rules={"dino_home_priority_until": time(13, 0)})
+    settings = Settings(weekly={"auto_booking_at": time(13, 0)})
+    assert settings.weekly.auto_booking_at == time(13, 0)
