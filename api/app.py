@@ -28,6 +28,8 @@ from api.routes import (
     money,
     overbooking,
     people,
+    products,
+    stone_campaigns,
     teacher_cancels,
     timeslots,
     weekly_booking,
@@ -90,6 +92,8 @@ def create_app(
         make_up,
         learning_progress,
         class_changes,
+        products,
+        stone_campaigns,
         flows,
     ):
         app.include_router(module.router)

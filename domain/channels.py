@@ -9,6 +9,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
+from domain.errors import ProductNotSold
+from domain.words import Product
+
 
 class Channel(StrEnum):
     parent_pc = "parent_pc"
@@ -81,6 +84,9 @@ class Operation(StrEnum):
     fake_cancel = "fake_cancel"
     start_course = "start_course"
     read_exclusive_teacher = "read_exclusive_teacher"
+    direct_product_slots = "direct_product_slots"
+    manage_stone_campaigns = "manage_stone_campaigns"
+    read_stone_campaigns = "read_stone_campaigns"
 
 
 _STAFF_BOOKERS = frozenset(
@@ -157,7 +163,31 @@ ALLOWED: dict[Operation, frozenset[Channel]] = {
     Operation.read_exclusive_teacher: frozenset(
         {Channel.parent_h5, Channel.lp, Channel.supply_demand, Channel.fireman}
     ),
+    # Product-directed slots (INT-1): the dual-teacher / international channel reserves and
+    # releases them. Energy-stone campaigns (TCH-7): the marketing platform sets them; every
+    # channel may read the prices.
+    Operation.direct_product_slots: frozenset({Channel.intl}),
+    Operation.manage_stone_campaigns: frozenset({Channel.marketing}),
+    Operation.read_stone_campaigns: EVERYONE,
 }
+
+# The channels that sell each product line (INT-1): only their bookings may name the product,
+# and so take the slots directed at it.
+PRODUCT_SELLERS: dict[Product, frozenset[Channel]] = {
+    Product.dual_teacher: frozenset({Channel.intl}),
+    Product.international: frozenset({Channel.intl}),
+}
+
+
+def check_sells(channel: Channel, product: Product) -> None:
+    """ProductNotSold unless the channel sells the product line (INT-1)."""
+    if channel not in PRODUCT_SELLERS[product]:
+        raise ProductNotSold(
+            f"channel {channel.value} does not sell {product.value}",
+            channel=channel.value,
+            product=product.value,
+            sold_by=sorted(c.value for c in PRODUCT_SELLERS[product]),
+        )
 
 
 class Actor(BaseModel, frozen=True):

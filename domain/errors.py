@@ -103,6 +103,37 @@ class DinoHomeWindowOpen(DomainError):
     code = "dino_home_window_open"
 
 
+class SlotForProduct(DomainError):
+    """The slot is directed at a product line (INT-1): only a booking for that product takes it."""
+
+    code = "slot_for_product"
+
+
+class NotProductSlot(DomainError):
+    """Only an open slot directed at a product is released back to general inventory (INT-1)."""
+
+    code = "not_product_slot"
+
+
+class CampaignOverlap(DomainError):
+    """One energy-stone campaign per course type at any time (TCH-7)."""
+
+    code = "campaign_overlap"
+
+
+class CampaignOver(DomainError):
+    """The energy-stone campaign has already ended (TCH-7)."""
+
+    code = "campaign_over"
+
+
+class CampaignWindowInvalid(Invalid):
+    """A campaign ends after it starts, and starts no earlier than now (the past's prices are
+    fixed)."""
+
+    code = "campaign_window_invalid"
+
+
 class HoldExpired(DomainError):
     code = "hold_expired"
 
@@ -211,6 +242,12 @@ class Forbidden(DomainError):
 
 class ForbiddenActor(Forbidden):
     code = "forbidden_actor"
+
+
+class ProductNotSold(Forbidden):
+    """A booking names a product line its channel does not sell (INT-1)."""
+
+    code = "product_not_sold_by_channel"
 
 
 class IdempotencyKeyReused(Invalid):

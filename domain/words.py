@@ -36,6 +36,13 @@ class Direction(StrEnum):
     channel = "channel"
 
 
+class Product(StrEnum):
+    """A product line whose bookings may take the slots directed at it (产品定向, INT-1)."""
+
+    dual_teacher = "dual_teacher"
+    international = "international"
+
+
 class ClassState(StrEnum):
     booked = "booked"
     cancelled = "cancelled"

@@ -31,24 +31,34 @@ from domain.rules import (
     price,
     refund_due,
 )
-from domain.words import Asset, ClassState, CourseType, Direction
-from store import audit, courses, dino_home, fake_cancels, holds, inventory, ledger
+from domain.words import Asset, ClassState, CourseType, Direction, Product
+from store import (
+    audit,
+    courses,
+    dino_home,
+    fake_cancels,
+    holds,
+    inventory,
+    ledger,
+    stone_campaigns,
+)
 from store.db import Sessions, fetch_at_once, get_or_404
 from store.models import Class, Teacher, Timeslot
 from store.people import get_student
 
 # PAR-1, H5-1, H5-3, H5-4, LP-2 in one statement, one round trip, in its own implicit
 # transaction: the slot taken (open; general, or held for this student and not expired, but not
-# a teacher-cancel offer, whose hold `book_class` ends; never a slot a fake cancel holds for a
-# channel, TMK-4/CC-4, which `book_class` books; 1 h - 4 weeks ahead; a special class
-# only once the student's special course has started, H5-6; not kept for an
-# exclusive teacher's students, SD-2, nor for dino-home students, SD-3), the course type
-# taught (and by a Chinese teacher only the
-# Chinese half of all-round advanced), the student's level (L7), the coupon, the debit under the
-# balance guard, the class, its ledger entry and both audit rows. Every condition is the one
-# `book_class` checks step by step; when any fails nothing is written and `book_class` says
-# which. If the slot was taken but the payment or the class was not (a race lost after the
-# slot's UPDATE), the last line divides by zero, which rolls the whole statement back.
+# a teacher-cancel offer, whose hold `book_class` ends; or directed at the booking's product,
+# $21, INT-1; never a slot a fake cancel holds for a channel, TMK-4/CC-4, which `book_class`
+# books; 1 h - 4 weeks ahead; a special class only once the student's special course has
+# started, H5-6; not kept for an exclusive teacher's students, SD-2, nor for dino-home
+# students, SD-3), the course type taught (and by a Chinese teacher only the Chinese half of
+# all-round advanced), the student's level (L7), the coupon, the debit under the balance guard
+# (in stones the campaign price at $7, TCH-7, else the settings' price $6), the class, its
+# ledger entry and both audit rows. Every condition is the one `book_class` checks step by
+# step; when any fails nothing is written and `book_class` says which. If the slot was taken
+# but the payment or the class was not (a race lost after the slot's UPDATE), the last line
+# divides by zero, which rolls the whole statement back.
 BOOK_AT_ONCE = (
     """
 WITH student AS (
@@ -69,7 +79,8 @@ WITH student AS (
       AND (t.direction = 'general'
            OR (t.direction = 'student' AND t.direction_target = $1::text
                AND (t.expires_at IS NULL OR t.expires_at > $7)
-               AND (t.origin IS NULL OR left(t.origin, length($18)) <> $18)))
+               AND (t.origin IS NULL OR left(t.origin, length($18)) <> $18))
+           OR (t.direction = 'product' AND t.direction_target = $21::text))
       AND t.start_at > $7 AND t.start_at BETWEEN $7 + $8 AND $7 + $9
       AND EXISTS (
           SELECT 1 FROM teachers AS te
@@ -84,24 +95,30 @@ WITH student AS (
     + dino_home.kept_sql("t", "$1", "$7", "$13", "$19", "$20")
     + """
     RETURNING t.id, t.teacher_id, t.start_at
+), price AS (
+    SELECT CASE WHEN $4 = 'stones' THEN """
+    + stone_campaigns.price_sql("$3", "$7", "$6::int")
+    + """
+           ELSE $6::int END AS amount
 ), paid AS (
-    UPDATE accounts SET balance = balance - $6
-    WHERE student_id = $1 AND asset = $4 AND key = $5 AND balance >= $6
+    UPDATE accounts SET balance = balance - price.amount
+    FROM price
+    WHERE student_id = $1 AND asset = $4 AND key = $5 AND balance >= price.amount
       AND EXISTS (SELECT 1 FROM slot)
-    RETURNING student_id
+    RETURNING student_id, price.amount
 ), cls AS (
     INSERT INTO classes (student_id, teacher_id, timeslot_id, start_at, course_type, state,
                          lesson, payment_asset, payment_key, payment_amount, channel, actor_id,
                          created_at, updated_at)
-    SELECT $1, slot.teacher_id, slot.id, slot.start_at, $3, 'booked', $12, $4, $5, $6, $10,
-           $11, $7, $7
+    SELECT $1, slot.teacher_id, slot.id, slot.start_at, $3, 'booked', $12, $4, $5, paid.amount,
+           $10, $11, $7, $7
     FROM slot, paid
     ON CONFLICT DO NOTHING
     RETURNING *
 ), entry AS (
     INSERT INTO ledger_entries (student_id, asset, key, delta, reason, class_id, channel,
                                 actor_id, occurred_at)
-    SELECT $1, $4, $5, -$6, 'booking', cls.id, $10, $11, $7 FROM cls
+    SELECT $1, $4, $5, -cls.payment_amount, 'booking', cls.id, $10, $11, $7 FROM cls
     RETURNING id
 ), audited AS (
     """
@@ -113,7 +130,7 @@ WITH student AS (
     UNION ALL
     SELECT 'class', cls.id, 'booked', $10, $11, $7,
            jsonb_build_object('timeslot_id', cls.timeslot_id, 'payment', $4::text,
-                              'amount', $6::int)
+                              'amount', cls.payment_amount)
     FROM cls
 )
 SELECT cls.* FROM (SELECT 1) AS one LEFT JOIN cls ON true
@@ -134,9 +151,11 @@ async def book_class_at_once(
     actor: Actor,
     now: datetime,
     rules: BookingRules,
+    product: Product | None = None,
 ) -> dict[str, Any] | None:
     """The class booked by BOOK_AT_ONCE, committed; None if any rule refused (nothing was
-    written: `book_class` then books it, or says which rule refused)."""
+    written: `book_class` then books it, or says which rule refused). With a product (INT-1),
+    a slot directed at that product may be taken too."""
     asset = payment.asset
     key = {
         Asset.credit: course_type.value,
@@ -167,6 +186,7 @@ async def book_class_at_once(
             L7,
             holds.FLOW,
             *dino_home.window(rules),
+            product.value if product is not None else None,
         )
     except (asyncpg.DivisionByZeroError, asyncpg.DataError):
         # A race lost after the slot was taken, or a value PostgreSQL cannot hold:
@@ -190,8 +210,11 @@ async def book_class(
     actor: Actor,
     now: datetime,
     rules: BookingRules,
+    product: Product | None = None,
 ) -> tuple[Class, str | None]:
-    """PAR-1, H5-1, H5-3, H5-4, LP-2: book an open slot, paid at once.
+    """PAR-1, H5-1, H5-3, H5-4, LP-2: book an open slot, paid at once (in stones, at the
+    campaign price of `now`, TCH-7). A booking for a product (INT-1) may take a slot directed
+    at that product too; any other booking is refused such a slot (`slot_for_product`).
 
     Booking one of the slots a teacher offered after cancelling (TCH-5) ends that hold: the
     other offered slots are removed in the same transaction, and the hold's flow id comes back
@@ -203,7 +226,13 @@ async def book_class(
     check_student_takes(student.id, student.level, course_type)
     await courses.check_started(session, student_id, course_type)
     slot = await inventory.take_slot(
-        session, timeslot_id, student_id=student_id, now=now, rules=rules, channel=actor.channel
+        session,
+        timeslot_id,
+        student_id=student_id,
+        now=now,
+        rules=rules,
+        channel=actor.channel,
+        product=product,
     )
     check_student_can_book(slot.start_at, now, rules)
     charge = await ledger.charge_for(session, student_id, course_type, payment, now, rules)

@@ -7,7 +7,7 @@ direction); the partial unique index keeps one live slot per teacher and start.
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import and_, or_, select, text, true, update
+from sqlalchemy import and_, false, or_, select, text, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -20,13 +20,14 @@ from domain.errors import (
     NotFound,
     OutsideWindow,
     SlotAlreadyBooked,
+    SlotForProduct,
     SlotNotOpen,
     SlotReserved,
     TeacherBusy,
 )
 from domain.rules import BookingRules, check_on_grid, check_teacher_can_open
 from domain.week_pattern import LocalStart, PatternTime, local_starts
-from domain.words import CourseType, Direction, TimeslotState
+from domain.words import CourseType, Direction, Product, TimeslotState
 from store import audit, dino_home, exclusive, fake_cancels
 from store.db import Sessions, fetch_at_once, get_or_404
 from store.models import ClassRequest, Timeslot
@@ -116,14 +117,17 @@ async def close_timeslots(
         slot = await get_timeslot(session, min(missing))
         if slot.teacher_id != teacher_id:
             raise NotFound("timeslot", slot.id)
-        raise _not_open(slot)
+        raise not_open(slot)
     await audit.record(session, "timeslot", sorted(wanted), "closed", actor, now)
     return sorted(closed, key=lambda slot: slot.start_at)
 
 
-def _bookable_by(student_id: int, now: datetime, channel: str | None) -> ColumnElement[bool]:
-    """General slots, slots held for this student that have not expired, and slots a fake
-    cancel holds for this channel (anyone's once expired)."""
+def _bookable_by(
+    student_id: int, now: datetime, channel: str | None, product: Product | None
+) -> ColumnElement[bool]:
+    """General slots, slots held for this student that have not expired, slots a fake
+    cancel holds for this channel (anyone's once expired), and slots directed at the booking's
+    product (INT-1)."""
     return or_(
         Timeslot.direction == Direction.general,
         and_(
@@ -132,6 +136,9 @@ def _bookable_by(student_id: int, now: datetime, channel: str | None) -> ColumnE
             or_(Timeslot.expires_at.is_(None), Timeslot.expires_at > now),
         ),
         fake_cancels.bookable_by_channel(channel, now),
+        and_(Timeslot.direction == Direction.product, Timeslot.direction_target == product.value)
+        if product is not None
+        else false(),
     )
 
 
@@ -143,11 +150,13 @@ async def take_slot(
     now: datetime,
     rules: BookingRules | None = None,
     channel: str | None = None,
+    product: Product | None = None,
 ) -> Timeslot:
     """Mark an open slot booked for this student, or say exactly why it cannot be.
 
     With the booking channel, a slot a fake cancel holds for that channel (TMK-4, CC-4) may be
-    taken too.
+    taken too; with the booking's product, a slot directed at that product (INT-1), and a slot
+    directed at a product is refused any other booking (`slot_for_product`).
 
     With rules, the exclusive-teacher priority window (SD-2) and the dino-home window (SD-3:
     `dino_home_priority` when it alone refuses) apply too.
@@ -161,7 +170,7 @@ async def take_slot(
         .where(
             Timeslot.id == timeslot_id,
             Timeslot.state == TimeslotState.open,
-            _bookable_by(student_id, now, channel),
+            _bookable_by(student_id, now, channel, product),
             ~exclusive.kept_from(student_id, now, rules) if rules is not None else true(),
             ~dino_home.kept_from(student_id, now, rules) if rules is not None else true(),
         )
@@ -181,12 +190,18 @@ async def take_slot(
     )
     expired = slot.expires_at is not None and slot.expires_at <= now
     if slot.state is not TimeslotState.open and not (held_for_student and expired):
-        raise _not_open(slot)
+        raise not_open(slot)
     if held_for_student:
         raise HoldExpired(
             "the hold for this student has expired",
             timeslot_id=slot.id,
             expired_at=slot.expires_at.isoformat() if slot.expires_at else None,
+        )
+    if slot.direction is Direction.product:
+        raise SlotForProduct(
+            "the timeslot is directed at a product line: only its bookings take it",
+            timeslot_id=slot.id,
+            product=slot.direction_target,
         )
     if rules is not None and await session.scalar(
         select(
@@ -216,7 +231,7 @@ async def _lock(session: AsyncSession, timeslot_id: int) -> Timeslot:
     return slot
 
 
-def _not_open(slot: Timeslot) -> SlotAlreadyBooked | SlotNotOpen:
+def not_open(slot: Timeslot) -> SlotAlreadyBooked | SlotNotOpen:
     if slot.state is TimeslotState.booked:
         return SlotAlreadyBooked("the timeslot is already booked", timeslot_id=slot.id)
     return SlotNotOpen("the timeslot is not open", timeslot_id=slot.id, state=slot.state.value)
@@ -313,7 +328,8 @@ async def claim_at(
 
 
 # Availability (PAR-1, H5-1) in one round trip, answered as the API's JSON by PostgreSQL: open
-# general slots, and with a student those held for them and not expired (as `_bookable_by`),
+# general slots, with a student those held for them and not expired, and with a product ($13,
+# INT-1) those directed at it (as `_bookable_by`),
 # from max(start_from, now) to start_to, by teacher and course type; times in UTC with "Z".
 # With `hide_kept` ($8), slots still kept for an exclusive teacher's students (SD-2, as
 # `exclusive.kept_from`) are left out unless the student ($3) is one of them (no student: left
@@ -329,7 +345,8 @@ FROM (
       AND t.start_at < $2
       AND (t.direction = 'general'
            OR (t.direction = 'student' AND t.direction_target = $3::bigint::text
-               AND (t.expires_at IS NULL OR t.expires_at > $4)))
+               AND (t.expires_at IS NULL OR t.expires_at > $4))
+           OR (t.direction = 'product' AND t.direction_target = $13::text))
       AND ($5::bigint IS NULL OR t.teacher_id = $5)
       AND ($6::text IS NULL OR EXISTS (
           SELECT 1 FROM teachers AS te WHERE te.id = t.teacher_id AND $6 = ANY(te.course_types)))
@@ -362,10 +379,11 @@ async def availability_json(
     limit: int,
     hide_kept: bool = False,
     rules: BookingRules | None = None,
+    product: Product | None = None,
 ) -> str:
     """Open slots a student could book, as a JSON array of the route's TimeslotOut; with
     `hide_kept`, not those the exclusive-teacher window (SD-2) or the dino-home window (SD-3)
-    keeps from `for_student`."""
+    keeps from `for_student`; with `product`, also those directed at it (INT-1)."""
     rules = rules or BookingRules()
     until = rules.exclusive_priority_until
     answer: str = await fetch_at_once(
@@ -383,6 +401,7 @@ async def availability_json(
         rules.business_time_zone,
         timedelta(hours=until.hour, minutes=until.minute, seconds=until.second),
         *dino_home.window(rules),
+        product.value if product is not None else None,
     )
     return answer
 

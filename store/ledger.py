@@ -25,6 +25,7 @@ from domain.errors import (
 from domain.payment import Payment
 from domain.rules import BookingRules, price
 from domain.words import Asset, CourseType
+from store import stone_campaigns
 from store.models import Account, Class, ClassRequest, Coupon, LedgerEntry
 from store.people import get_student
 
@@ -130,11 +131,16 @@ async def charge_for(
     now: datetime,
     rules: BookingRules,
 ) -> Charge:
-    """What a booking of this course type costs with this payment; checks the coupon."""
+    """What a booking of this course type made at `now` costs with this payment (in stones, the
+    campaign price then, TCH-7); checks the coupon."""
     if payment.asset is Asset.credit:
         return Charge(Asset.credit, course_type.value, price(Asset.credit, course_type, rules))
     if payment.asset is Asset.stones:
-        return Charge(Asset.stones, STONES_KEY, price(Asset.stones, course_type, rules))
+        return Charge(
+            Asset.stones,
+            STONES_KEY,
+            await stone_campaigns.stone_price(session, course_type, now, rules),
+        )
     coupon = await session.get(Coupon, payment.coupon_id)
     if coupon is None or coupon.student_id != student_id:
         raise NotFound("coupon", payment.coupon_id)

@@ -18,7 +18,7 @@ from sqlalchemy import (
     String,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, ExcludeConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from domain.contract import ContractState, Role
@@ -329,6 +329,36 @@ class LedgerEntry(Base):
     channel: Mapped[str] = mapped_column(String(24))
     actor_id: Mapped[str] = mapped_column(String(64))
     occurred_at: Mapped[datetime]
+
+
+class StoneCampaign(Base):
+    """The marketing platform's energy-stone price of one course type over [starts_at, ends_at)
+    (TCH-7). Ended early: ends_at moved to the time it ended (never into the past), and
+    ended_early_at set. `ex_stone_campaigns_overlap` (migration 0012) keeps at most one campaign
+    per course type at any instant."""
+
+    __tablename__ = "stone_campaigns"
+    __table_args__ = (
+        CheckConstraint("price > 0", name="price_positive"),
+        CheckConstraint("ends_at >= starts_at", name="ends_after_start"),
+        ExcludeConstraint(
+            (text("course_type_range(course_type, course_type, '[]')"), "&&"),
+            (text("tstzrange(starts_at, ends_at)"), "&&"),
+            name="ex_stone_campaigns_overlap",
+            using="gist",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    course_type: Mapped[CourseType] = mapped_column(_enum(CourseType))
+    price: Mapped[int]
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    name: Mapped[str | None] = mapped_column(String(200))
+    ended_early_at: Mapped[datetime | None]
+    channel: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
 
 
 class AuditEvent(Base):

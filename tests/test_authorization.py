@@ -3,7 +3,7 @@ actor checks (a parent acts only for their own student, the teacher portal only 
 teacher). A refusal is a 403 that changes nothing.
 
 covers: TCH-1, TCH-2, TCH-3, TCH-4, TCH-5, FM-2, FM-6, PAR-1, PAR-3, H5-1, H5-5, LP-2, LP-3, LP-6,
-LP-8, TMK-2, TMK-6, CC-2, CC-6
+LP-8, TMK-2, TMK-6, CC-2, CC-6, INT-1, TCH-7
 """
 
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -101,6 +101,12 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/classes/{class_id}/change-teacher"): "change_teacher",
     ("POST", "/v1/classes/{class_id}/change-student"): "change_student",
     ("POST", "/v1/classes/{class_id}/fake-cancel"): "fake_cancel",
+    # Product-directed slots, energy-stone campaigns.
+    ("POST", "/v1/teachers/{teacher_id}/timeslots/reserve-for-product"): "direct_product_slots",
+    ("POST", "/v1/teachers/{teacher_id}/timeslots/release-to-general"): "direct_product_slots",
+    ("POST", "/v1/stone-campaigns"): "manage_stone_campaigns",
+    ("POST", "/v1/stone-campaigns/{campaign_id}/end"): "manage_stone_campaigns",
+    ("GET", "/v1/stone-campaigns"): "read_stone_campaigns",
 }
 # Routes without a channel key, on purpose.
 PUBLIC = {
@@ -327,6 +333,24 @@ REQUESTS: dict[tuple[str, str], Callable[[World, int], Call]] = {
         f"/v1/students/{w.student}/coupons",
         {"json": {"course_type": "major", "expires_at": (T0 + 10 * DAY).isoformat()}},
     ),
+    ("POST", "/v1/teachers/{teacher_id}/timeslots/reserve-for-product"): lambda w, i: (
+        "POST",
+        f"/v1/teachers/{w.teacher}/timeslots/reserve-for-product",
+        {"json": {"product": "dual_teacher", "timeslot_ids": [w.closable[i]]}},
+    ),
+    ("POST", "/v1/stone-campaigns"): lambda w, i: (
+        "POST",
+        "/v1/stone-campaigns",
+        {
+            "json": {
+                "course_type": "major",
+                "price": 80,
+                "starts_at": (T0 + i * DAY).isoformat(),
+                "ends_at": (T0 + (i + 1) * DAY).isoformat(),
+            }
+        },
+    ),
+    ("GET", "/v1/stone-campaigns"): lambda w, i: ("GET", "/v1/stone-campaigns", {}),
 }
 
 

@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.context import Context, caller, describe
 from api.schemas import ClassOut
 from api.types import Id, IdParam, Text, UtcDatetime
-from domain.channels import Operation
+from domain.channels import Operation, check_sells
 from domain.payment import Payment
-from domain.words import CourseType
+from domain.words import CourseType, Product
 from store import audit, classes, inventory
 
 router = APIRouter(prefix="/v1", tags=["classes"])
@@ -24,6 +24,11 @@ class BookClass(BaseModel):
     course_type: CourseType
     payment: Payment = Payment()
     lesson: Text | None = Field(None, max_length=200)
+    product: Product | None = Field(
+        None,
+        description="the product line this booking is for (INT-1): it may take slots directed "
+        "at that product; only a channel that sells the product may name it",
+    )
 
 
 class BookClasses(BaseModel):
@@ -58,16 +63,36 @@ class AuditOut(BaseModel):
     status_code=201,
     **describe(
         Operation.book_class,
-        ["PAR-1", "PAR-2", "H5-1", "H5-2", "H5-3", "H5-4", "H5-8", "LP-2", "TMK-2", "CC-2"],
+        [
+            "PAR-1",
+            "PAR-2",
+            "H5-1",
+            "H5-2",
+            "H5-3",
+            "H5-4",
+            "H5-8",
+            "LP-2",
+            "TMK-2",
+            "CC-2",
+            "INT-1",
+            "TCH-7",
+        ],
         "Book an open timeslot for a course type, paid with credit, a coupon or energy stones. "
         "Between 1 h and 4 weeks ahead; the teacher must teach the course type. A special class "
         "needs the student's special course started (409 course_not_started, H5-6). Inside the "
         "exclusive-teacher priority window (SD-2, H5-8) an exclusive teacher's slots are for "
-        "their own exclusive students (409 slot_reserved for others).",
+        "their own exclusive students (409 slot_reserved for others). Paid with stones, a "
+        "class costs the stone price of the campaign in force at booking time (TCH-7), else the "
+        "settings' price; a refund returns what was paid. A slot directed at a product line "
+        "(INT-1) is taken only by a booking naming that `product` (409 slot_for_product "
+        "otherwise); naming a product the channel does not sell is 403 "
+        "product_not_sold_by_channel.",
     ),
 )
 async def book_class(body: BookClass, ctx: Context = caller(Operation.book_class)) -> ClassOut:
     ctx.acts_for_student(body.student_id)
+    if body.product is not None:
+        check_sells(ctx.actor.channel, body.product)
     if ctx.idempotency_key is None:
         booked = await classes.book_class_at_once(
             ctx.sessions,
@@ -79,6 +104,7 @@ async def book_class(body: BookClass, ctx: Context = caller(Operation.book_class
             actor=ctx.actor,
             now=ctx.now,
             rules=ctx.rules,
+            product=body.product,
         )
         if booked is not None:
             return ClassOut.model_validate(booked)
@@ -96,6 +122,7 @@ async def book_class(body: BookClass, ctx: Context = caller(Operation.book_class
             actor=ctx.actor,
             now=ctx.now,
             rules=ctx.rules,
+            product=body.product,
         )
         if hold_flow is not None:
             ctx.after_commit(ctx.flows.tell_hold_booked, hold_flow, booked.id, body.timeslot_id)

@@ -14,7 +14,7 @@ from domain.errors import Forbidden
 from domain.values import LocalTime, TimeZone
 from domain.week_pattern import PatternTime
 from domain.weekly import Weekday
-from domain.words import CourseType, Direction, TimeslotState
+from domain.words import CourseType, Direction, Product, TimeslotState
 from store import inventory
 
 router = APIRouter(prefix="/v1", tags=["timeslots"])
@@ -202,14 +202,15 @@ async def close_timeslots(
     response_model=list[TimeslotOut],
     **describe(
         Operation.read_availability,
-        ["PAR-1", "H5-1", "SD-2"],
+        ["PAR-1", "H5-1", "SD-2", "INT-1"],
         "Availability: open general timeslots in [start_from, start_to), by teacher and course "
         "type; with student_id also the timeslots held for that student (for that student's "
         "parents and staff channels; the teacher portal may not: 403). Slots the exclusive-"
         "teacher window still keeps for an exclusive teacher's own students (SD-2) are left "
         "out with student_id unless that student is one of them, and always for parent "
         "channels (a parent without student_id sees none of them); staff and teacher channels "
-        "without student_id see them.",
+        "without student_id see them. Slots directed at a product line (INT-1) are listed "
+        "only with that `product`.",
     ),
 )
 async def availability(
@@ -218,6 +219,7 @@ async def availability(
     teacher_id: IdParam | None = None,
     course_type: CourseType | None = None,
     student_id: IdParam | None = None,
+    product: Product | None = None,
     limit: int = Query(200, ge=1, le=1000),
     ctx: Context = caller(Operation.read_availability),
 ) -> Response:
@@ -245,5 +247,6 @@ async def availability(
         # exclusive-teacher window keeps from them; staff and teachers without one see all.
         hide_kept=student_id is not None or ctx.actor.channel in PARENTS,
         rules=ctx.rules,
+        product=product,
     )
     return Response(answer, media_type="application/json")
