@@ -19,7 +19,9 @@ router = APIRouter(prefix="/v1", tags=["stone campaigns"])
 class NewCampaign(BaseModel):
     course_type: CourseType
     price: int = Field(ge=1, le=1_000_000, description="energy stones per class")
-    starts_at: UtcDatetime = Field(description="in force from (not before now)")
+    starts_at: UtcDatetime | None = Field(
+        None, description="in force from (not before now); default: now"
+    )
     ends_at: UtcDatetime = Field(description="in force until (excluded)")
     name: Text | None = Field(None, max_length=200)
 
@@ -44,8 +46,8 @@ class CampaignOut(BaseModel):
     **describe(
         Operation.manage_stone_campaigns,
         ["TCH-7"],
-        "Set the energy-stone price of a course type from starts_at (not before now) until "
-        "ends_at. A booking paid with stones at a time inside the window pays this price; "
+        "Set the energy-stone price of a course type from starts_at (not before now; default "
+        "now) until ends_at. A booking paid with stones at a time inside the window pays this price; "
         "outside any campaign, the settings' price. Two campaigns of one course type may not "
         "overlap (409 campaign_overlap, held by PostgreSQL even for concurrent creations); a "
         "window that ends before it starts or starts in the past is 422 "
@@ -60,7 +62,7 @@ async def create_campaign(
             session,
             course_type=body.course_type,
             price=body.price,
-            starts_at=body.starts_at,
+            starts_at=body.starts_at or ctx.now,
             ends_at=body.ends_at,
             name=body.name,
             actor=ctx.actor,
