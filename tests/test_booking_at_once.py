@@ -2,7 +2,7 @@
 path would, so the fast path is the path a plain booking takes; and it refuses, writing nothing,
 wherever the step-by-step path refuses (the route then answers with that path's code).
 
-covers: PAR-1, H5-1, H5-3, H5-4, LP-2
+covers: PAR-1, H5-1, H5-3, H5-4, LP-2, INT-1
 """
 
 from datetime import timedelta
@@ -107,6 +107,7 @@ async def test_it_books_a_chinese_teachers_advanced_class(
         ("level_1_l7", "l7_students_only"),
         ("student_busy", "student_busy"),
         ("coupon_of_another", "coupon_not_found"),
+        ("product_slot", "slot_for_product"),
     ],
 )
 async def test_it_writes_nothing_where_the_step_by_step_path_refuses(
@@ -142,6 +143,13 @@ async def test_it_writes_nothing_where_the_step_by_step_path_refuses(
         assert (await book(api, s, other_teachers_slot)).status_code == 201
     elif situation == "coupon_of_another":
         payment = Payment(asset=Asset.coupon, coupon_id=await coupon_of(api, other))
+    elif situation == "product_slot":
+        r = await api.post(
+            f"/v1/teachers/{foreign}/timeslots/reserve-for-product",
+            json={"product": "dual_teacher", "timeslot_ids": [slot]},
+            headers=as_("intl"),
+        )
+        assert r.status_code == 200, r.text
 
     before = await snapshot(db)
     assert await at_once(db, clock, s, target, course_type, payment) is None

@@ -7,6 +7,7 @@ inventory again; a product class cancelled gives its slot back to the product.
 covers: INT-1
 """
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -134,15 +135,30 @@ async def test_a_general_booking_cannot_take_a_product_slot(
 
 
 async def test_a_product_booking_takes_it_in_both_paths(
-    api: httpx.AsyncClient, db: Sessions
+    api: httpx.AsyncClient, db: Sessions, clock: Clock
 ) -> None:
     """And a product booking may take a general slot too."""
     t = await new_teacher(api)
     s = await new_student(api, credits={"major": 3})
-    product_slots = await open_slots(api, t, T0 + DAY, T0 + 2 * DAY)
-    [general] = await open_slots(api, t, T0 + 3 * DAY)
+    product_slots = await open_slots(api, t, T0 + 2 * DAY, T0 + 3 * DAY)
+    [general] = await open_slots(api, t, T0 + 4 * DAY)
     assert (await reserve(api, t, product_slots)).status_code == 200
 
+    direct = await classes.book_class_at_once(
+        db,
+        student_id=s,
+        timeslot_id=product_slots[0],
+        course_type=CourseType.major,
+        payment=Payment(),
+        lesson=None,
+        actor=Actor(channel=Channel.intl, id="intl-1"),
+        now=clock.now,
+        rules=BookingRules(),
+        product=Product.dual_teacher,
+    )
+    assert direct is not None and direct["timeslot_id"] == product_slots[0]
+    r = await api.post(f"/v1/classes/{direct['id']}/cancel", json={}, headers=INTL)
+    assert r.status_code == 200, r.text
     at_once = await book_for(api, s, product_slots[0], "dual_teacher")
     step_by_step = await book_for(api, s, product_slots[1], "dual_teacher", step_by_step=True)
     on_general = await book_for(api, s, general, "dual_teacher")
@@ -223,4 +239,31 @@ async def test_a_cancelled_product_class_gives_the_slot_back_to_the_product(
         refused = await book_for(api, s, slot, None)
         assert (refused.status_code, refused.json()["code"]) == (409, "slot_for_product")
     assert await listed(api, t, product="dual_teacher") == slots
+    await assert_money_consistent(db)
+
+
+async def test_a_reservation_racing_a_general_booking(api: httpx.AsyncClient, db: Sessions) -> None:
+    """Raced through the API, round after round: either the booking wins (the reservation is
+    409 slot_already_booked) or the reservation does (the booking is 409 slot_for_product);
+    never both, never a product slot under a general class."""
+    t = await new_teacher(api)
+    s = await new_student(api, credits={"major": 10})
+    slots = await open_slots(api, t, *(T0 + DAY + i * timedelta(hours=1) for i in range(10)))
+    for slot in slots:
+        reserving, booking = await asyncio.gather(reserve(api, t, [slot]), book(api, s, slot))
+        outcome = (
+            (reserving.status_code, reserving.json().get("code")),
+            (
+                booking.status_code,
+                booking.json().get("code") if booking.status_code != 201 else None,
+            ),
+        )
+        assert outcome in {
+            ((200, None), (409, "slot_for_product")),
+            ((409, "slot_already_booked"), (201, None)),
+        }, (reserving.text, booking.text)
+    booked = (await api.get(f"/v1/students/{s}/classes", headers=INTL)).json()
+    directed = await listed(api, t, product="dual_teacher")
+    assert {c["timeslot_id"] for c in booked}.isdisjoint(directed)
+    assert len(booked) + len(directed) == len(slots)
     await assert_money_consistent(db)

@@ -17,8 +17,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from domain.rules import STONE_PRICES
-from domain.words import CourseType
+from domain.channels import Actor, Channel
+from domain.payment import Payment
+from domain.rules import STONE_PRICES, BookingRules
+from domain.words import Asset, CourseType
+from store import classes
 from store.db import Sessions
 from tests.conftest import T0, Clock
 from tests.helpers import (
@@ -102,6 +105,44 @@ async def test_the_price_is_the_campaigns_inside_its_window_only(
         )
     assert paid == [SETTINGS_PRICE, 80, 80, SETTINGS_PRICE]
     assert (await balances(api, s))["stones"] == 1000 - sum(paid)
+    await assert_money_consistent(db)
+
+
+async def test_the_one_statement_itself_pays_the_campaign_price(
+    api: httpx.AsyncClient, db: Sessions, clock: Clock
+) -> None:
+    """BOOK_AT_ONCE books (it does not leave it to the step-by-step path) at the campaign's
+    price, and writes nothing when the balance covers the setting's price but not the
+    campaign's."""
+    t = await new_teacher(api)
+    s = await new_student(api)
+    await grant(api, s, "stones", 130)
+    slots = await open_slots(api, t, T0 + DAY, T0 + 2 * DAY)
+    assert (await campaign(api, 30, T0, T0 + HOUR)).status_code == 201
+    assert (await campaign(api, 120, T0 + HOUR, T0 + DAY)).status_code == 201
+
+    def at_once(slot: int) -> Any:
+        return classes.book_class_at_once(
+            db,
+            student_id=s,
+            timeslot_id=slot,
+            course_type=CourseType.major,
+            payment=Payment(asset=Asset.stones),
+            lesson=None,
+            actor=Actor(channel=Channel.lp, id="lp-1"),
+            now=clock.now,
+            rules=BookingRules(),
+        )
+
+    booked = await at_once(slots[0])
+    assert booked is not None and booked["payment_amount"] == 30
+    clock.advance(HOUR)
+    before = await snapshot(db)
+    assert await at_once(slots[1]) is None  # 100 left: enough for 100, not for 120
+    assert await snapshot(db) == before
+    r = await book(api, s, slots[1], payment=STONES)
+    assert (r.status_code, r.json()["code"]) == (409, "insufficient_balance"), r.text
+    assert r.json()["details"]["needed"] == 120
     await assert_money_consistent(db)
 
 

@@ -47,10 +47,10 @@ class CampaignOut(BaseModel):
         Operation.manage_stone_campaigns,
         ["TCH-7"],
         "Set the energy-stone price of a course type from starts_at (not before now; default "
-        "now) until ends_at. A booking paid with stones at a time inside the window pays this price; "
-        "outside any campaign, the settings' price. Two campaigns of one course type may not "
-        "overlap (409 campaign_overlap, held by PostgreSQL even for concurrent creations); a "
-        "window that ends before it starts or starts in the past is 422 "
+        "now) until ends_at. A booking paid with stones at a time inside the window pays this "
+        "price; outside any campaign, the settings' price. Two campaigns of one course type "
+        "may not overlap (409 campaign_overlap, held by PostgreSQL even for concurrent "
+        "creations); a window that ends before it starts or starts in the past is 422 "
         "campaign_window_invalid.",
     ),
 )
