@@ -30,10 +30,11 @@ OVERLAP = "ex_stone_campaigns_overlap"
 
 def price_sql(course_type: str, at: str, default: str) -> str:
     """SQL for the stone price of `course_type` at `at`: the campaign's then, else `default`
-    (the settings' price). Arguments are SQL expressions (parameters)."""
+    (the settings' price). Arguments are SQL expressions (parameters). Written as the
+    exclusion constraint's expressions, so that its GiST index finds the campaign."""
     return f"""coalesce((
         SELECT c.price FROM stone_campaigns AS c
-        WHERE c.course_type = {course_type}
+        WHERE course_type_range(c.course_type, c.course_type, '[]') @> CAST({course_type} AS text)
           AND tstzrange(c.starts_at, c.ends_at) @> CAST({at} AS timestamptz)), {default})"""
 
 
