@@ -131,6 +131,8 @@ WITH student AS (
     SELECT 'class', cls.id, 'booked', $10, $11, $7,
            jsonb_build_object('timeslot_id', cls.timeslot_id, 'payment', $4::text,
                               'amount', cls.payment_amount)
+           || CASE WHEN $21::text IS NULL THEN '{}'::jsonb
+                   ELSE jsonb_build_object('product', $21::text) END
     FROM cls
 )
 SELECT cls.* FROM (SELECT 1) AS one LEFT JOIN cls ON true
@@ -245,6 +247,7 @@ async def book_class(
         lesson=lesson,
         actor=actor,
         now=now,
+        product=product,
     )
     if holds.is_offered(slot):
         await holds.held_slot_booked(session, slot, booked, actor, now)
@@ -264,8 +267,10 @@ async def new_class(
     lesson: str | None,
     actor: Actor,
     now: datetime,
+    product: Product | None = None,
 ) -> Class:
-    """The class on a slot this transaction has taken, paid with the charge."""
+    """The class on a slot this transaction has taken, paid with the charge; the product it
+    was booked for (INT-1), if any, is in its audit row."""
     teacher = await session.get_one(Teacher, slot.teacher_id)
     check_teaches(
         teacher.id,
@@ -297,6 +302,7 @@ async def new_class(
         timeslot_id=slot.id,
         payment=charge.asset.value,
         amount=charge.amount,
+        **({"product": product.value} if product is not None else {}),
     )
     return booked
 

@@ -164,6 +164,10 @@ async def test_a_product_booking_takes_it_in_both_paths(
     on_general = await book_for(api, s, general, "dual_teacher")
     for r in (at_once, step_by_step, on_general):
         assert r.status_code == 201, r.text
+        trail = await api.get(f"/v1/classes/{r.json()['id']}/audit", headers=as_("fireman"))
+        assert trail.json()[0]["details"]["product"] == "dual_teacher"
+    direct_trail = await api.get(f"/v1/classes/{direct['id']}/audit", headers=as_("fireman"))
+    assert direct_trail.json()[0]["details"]["product"] == "dual_teacher"
     assert (await balances(api, s))["credits"] == {"major": 0}
     await assert_money_consistent(db)
 
@@ -201,7 +205,10 @@ async def test_release_returns_the_slot_to_general_inventory(api: httpx.AsyncCli
     assert [(x["direction"], x["direction_target"]) for x in r.json()["timeslots"]] == [
         ("general", None)
     ]
-    assert (await book(api, s, slot)).status_code == 201
+    booked = await book(api, s, slot)
+    assert booked.status_code == 201, booked.text
+    trail = await api.get(f"/v1/classes/{booked.json()['id']}/audit", headers=as_("fireman"))
+    assert "product" not in trail.json()[0]["details"]
 
 
 async def test_availability_shows_product_slots_only_to_that_products_queries(
