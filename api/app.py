@@ -26,6 +26,7 @@ from api.routes import (
     learning_progress,
     make_up,
     money,
+    open_classes,
     overbooking,
     people,
     products,
@@ -94,6 +95,7 @@ def create_app(
         class_changes,
         products,
         stone_campaigns,
+        open_classes,
         flows,
     ):
         app.include_router(module.router)

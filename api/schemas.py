@@ -69,6 +69,8 @@ class ClassOut(BaseModel):
     payment_key: str
     payment_amount: int
     refunded: bool
+    # A seat in this open class (PAR-2, H5-2), or None.
+    open_class_id: int | None = None
     channel: str
     actor_id: str
     created_at: datetime

@@ -87,6 +87,12 @@ class Operation(StrEnum):
     direct_product_slots = "direct_product_slots"
     manage_stone_campaigns = "manage_stone_campaigns"
     read_stone_campaigns = "read_stone_campaigns"
+    create_open_class = "create_open_class"
+    manage_open_class = "manage_open_class"
+    read_open_classes = "read_open_classes"
+    book_open_class = "book_open_class"
+    buy_replay = "buy_replay"
+    read_replays = "read_replays"
 
 
 _STAFF_BOOKERS = frozenset(
@@ -169,6 +175,15 @@ ALLOWED: dict[Operation, frozenset[Channel]] = {
     Operation.direct_product_slots: frozenset({Channel.intl}),
     Operation.manage_stone_campaigns: frozenset({Channel.marketing}),
     Operation.read_stone_campaigns: EVERYONE,
+    # Open classes (CUR-2, CLS-1): curriculum and the classroom create, describe, list and
+    # price them; parents (PAR-2, H5-2) and the classroom book seats; parents buy replays.
+    # Parents see listed classes only.
+    Operation.create_open_class: frozenset({Channel.curriculum, Channel.classroom}),
+    Operation.manage_open_class: frozenset({Channel.curriculum, Channel.classroom}),
+    Operation.read_open_classes: EVERYONE,
+    Operation.book_open_class: PARENTS | {Channel.classroom},
+    Operation.buy_replay: PARENTS | {Channel.classroom},
+    Operation.read_replays: EVERYONE - {Channel.teacher},
 }
 
 # The channels that sell each product line (INT-1): only their bookings may name the product,

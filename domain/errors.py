@@ -317,3 +317,49 @@ class ClassNotBooked(DomainError):
     """The class is cancelled or finished: it can no longer change teacher or student."""
 
     code = "class_not_booked"
+
+
+class OpenClassNotListed(DomainError):
+    """A delisted (or never listed) open class takes no bookings (CUR-2, CLS-1)."""
+
+    code = "open_class_not_listed"
+
+
+class OpenClassFull(DomainError):
+    """Every seat of the open class is taken."""
+
+    code = "open_class_full"
+
+
+class AlreadySeated(DomainError):
+    """The student already has a seat in this open class."""
+
+    code = "already_seated"
+
+
+class OpenClassHasSeats(DomainError):
+    """Once a seat is taken, title and description are fixed and capacity only grows."""
+
+    code = "open_class_has_seats"
+
+
+class PaymentNotAccepted(Invalid):
+    """An open-class seat is paid with credit or a coupon (PAR-2, H5-2), not energy stones."""
+
+    code = "payment_not_accepted"
+
+
+class ReplayNotForSale(DomainError):
+    """The open class's replay has no price yet."""
+
+    code = "replay_not_for_sale"
+
+
+class OpenClassNotOver(DomainError):
+    """A replay exists only once the open class is over."""
+
+    code = "open_class_not_over"
+
+
+class ReplayAlreadyBought(DomainError):
+    code = "replay_already_bought"

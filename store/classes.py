@@ -319,10 +319,12 @@ async def paid_class(
     lesson: str | None,
     actor: Actor,
     now: datetime,
+    open_class_id: int | None = None,
 ) -> Class:
     """Insert the class and debit its payment; StudentBusy if the student has a class then.
 
-    With no teacher and no timeslot it is an over-booked class, matched later (SD-5).
+    With no teacher and no timeslot it is an over-booked class, matched later (SD-5); with an
+    open class and no timeslot, a seat in that open class (PAR-2, H5-2).
     """
     booked: Class | None = await session.scalar(
         insert(Class)
@@ -337,6 +339,7 @@ async def paid_class(
             payment_asset=charge.asset,
             payment_key=charge.key,
             payment_amount=charge.amount,
+            open_class_id=open_class_id,
             channel=actor.channel.value,
             actor_id=actor.id,
             created_at=now,

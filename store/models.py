@@ -173,6 +173,11 @@ class Class(Base):
             "start_at",
             postgresql_where=text("state <> 'cancelled'"),
         ),
+        Index(
+            "ix_classes_open_class_id",
+            "open_class_id",
+            postgresql_where=text("open_class_id IS NOT NULL"),
+        ),
         CheckConstraint("payment_amount > 0", name="payment_positive"),
         # On :00 or :30, to the second, like its timeslot (over-booked classes have none).
         CheckConstraint("extract(epoch from start_at) % 1800 = 0", name="on_grid"),
@@ -191,6 +196,8 @@ class Class(Base):
     payment_key: Mapped[str] = mapped_column(String(64))
     payment_amount: Mapped[int]
     refunded: Mapped[bool] = mapped_column(server_default=text("false"))
+    # A seat in an open class (CUR-2, CLS-1): no timeslot of its own, the open class holds it.
+    open_class_id: Mapped[int | None] = mapped_column(ForeignKey("open_classes.id"))
     channel: Mapped[str] = mapped_column(String(24))
     actor_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
@@ -588,3 +595,68 @@ class LearningProgress(Base):
     actor_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class OpenClass(Base):
+    """An open class (公开课, CUR-2, CLS-1): one teacher's timeslot (held, state `booked`) sold
+    seat by seat up to its capacity.
+
+    A seat is a class with `open_class_id`; `seats_taken` counts the live ones. Booking takes a
+    seat by a guarded UPDATE (`seats_taken < capacity`), the CHECK below being the last word;
+    the trigger `open_class_seat_freed` (migration 0011) gives a seat back when its class is
+    cancelled, by any route.
+    """
+
+    __tablename__ = "open_classes"
+    __table_args__ = (
+        CheckConstraint("capacity > 0", name="capacity_positive"),
+        CheckConstraint(
+            "seats_taken >= 0 AND seats_taken <= capacity", name="seats_within_capacity"
+        ),
+        CheckConstraint(
+            "(replay_asset IS NULL) = (replay_price IS NULL) AND replay_price > 0 "
+            "AND replay_asset <> 'coupon'",
+            name="replay_priced",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    timeslot_id: Mapped[int] = mapped_column(ForeignKey("timeslots.id"), unique=True)
+    teacher_id: Mapped[int] = mapped_column(ForeignKey("teachers.id"))
+    start_at: Mapped[datetime] = mapped_column(index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(String(4000))
+    capacity: Mapped[int]
+    seats_taken: Mapped[int] = mapped_column(server_default=text("0"))
+    listed: Mapped[bool]
+    # The replay's price (PAR-2), set by curriculum or classroom: credits of course type
+    # `open`, or energy stones. None: not for sale yet.
+    replay_asset: Mapped[Asset | None] = mapped_column(_enum(Asset))
+    replay_price: Mapped[int | None]
+    channel: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class OpenClassReplay(Base):
+    """A student's access to an open class's replay: bought, or free for an attendee (a seat
+    not cancelled). One per student and class: the primary key refuses a second."""
+
+    __tablename__ = "open_class_replays"
+    __table_args__ = (
+        CheckConstraint(
+            "CASE WHEN attended THEN payment_asset IS NULL AND payment_amount = 0 "
+            "ELSE payment_asset IS NOT NULL AND payment_amount > 0 END",
+            name="free_only_for_attendees",
+        ),
+    )
+
+    open_class_id: Mapped[int] = mapped_column(ForeignKey("open_classes.id"), primary_key=True)
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id"), primary_key=True, index=True)
+    attended: Mapped[bool]
+    payment_asset: Mapped[Asset | None] = mapped_column(_enum(Asset))
+    payment_amount: Mapped[int]
+    channel: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
