@@ -3,7 +3,7 @@ actor checks (a parent acts only for their own student, the teacher portal only 
 teacher). A refusal is a 403 that changes nothing.
 
 covers: TCH-1, TCH-2, TCH-3, TCH-4, TCH-5, FM-2, FM-6, PAR-1, PAR-3, H5-1, H5-5, LP-2, LP-3, LP-6,
-LP-8, TMK-2, TMK-6, CC-2, CC-6, INT-1, TCH-7
+LP-8, TMK-2, TMK-6, CC-2, CC-6, INT-1, TCH-7, CUR-2, CLS-1, PAR-2, H5-2
 """
 
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -107,6 +107,17 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/stone-campaigns"): "manage_stone_campaigns",
     ("POST", "/v1/stone-campaigns/{campaign_id}/end"): "manage_stone_campaigns",
     ("GET", "/v1/stone-campaigns"): "read_stone_campaigns",
+    # Open classes and replays.
+    ("POST", "/v1/open-classes"): "create_open_class",
+    ("GET", "/v1/open-classes"): "read_open_classes",
+    ("GET", "/v1/open-classes/{open_class_id}"): "read_open_classes",
+    ("PATCH", "/v1/open-classes/{open_class_id}"): "manage_open_class",
+    ("POST", "/v1/open-classes/{open_class_id}/list"): "manage_open_class",
+    ("POST", "/v1/open-classes/{open_class_id}/delist"): "manage_open_class",
+    ("PUT", "/v1/open-classes/{open_class_id}/replay-price"): "manage_open_class",
+    ("POST", "/v1/open-classes/{open_class_id}/seats"): "book_open_class",
+    ("POST", "/v1/open-classes/{open_class_id}/replays"): "buy_replay",
+    ("GET", "/v1/students/{student_id}/replays"): "read_replays",
 }
 # Routes without a channel key, on purpose.
 PUBLIC = {
@@ -184,6 +195,7 @@ class World:
     closable: list[int]  # open slots, one per channel
     classes: list[int]  # the student's booked classes, one per channel
     fresh: list[str]  # starts with no slot yet, one per channel
+    open_classes: list[int]  # listed open classes at distinct starts, one per channel
 
     def actor(self, channel: Channel) -> str:
         """The user a channel acts as: the student for parents, the teacher for the portal."""
@@ -194,10 +206,11 @@ class World:
         return "staff-1"
 
 
-async def make_world(api: httpx.AsyncClient) -> World:
+async def make_world(api: httpx.AsyncClient, *, open_classes: bool = False) -> World:
+    """`open_classes`: with one listed open class per channel (for the routes on them)."""
     n = len(CHANNELS)
     t = await teacher(api)
-    s = await student(api, credits={"major": 100})
+    s = await student(api, credits={"major": 100, "open": 100})
     starts = [T0 + (2 + day) * DAY + i * HOUR for day in range(3) for i in range(n)]
     slots = await open_slots(api, t, *starts)
     bookable, for_classes, closable = slots[:n], slots[n : 2 * n], slots[2 * n :]
@@ -209,7 +222,16 @@ async def make_world(api: httpx.AsyncClient) -> World:
     assert r.status_code == 201, r.text
     classes = [c["id"] for c in r.json()["classes"]]
     fresh = [(T0 + 6 * DAY + i * HOUR).isoformat() for i in range(n)]
-    return World(t, s, bookable, closable, classes, fresh)
+    made = []
+    if open_classes:
+        for slot in await open_slots(api, t, *(T0 + 5 * DAY + i * HOUR for i in range(n))):
+            body = {"timeslot_id": slot, "title": "Matrix", "capacity": 5}
+            r = await api.post("/v1/open-classes", json=body, headers=as_("curriculum"))
+            assert r.status_code == 201, r.text
+            r = await api.post(f"/v1/open-classes/{r.json()['id']}/list", headers=as_("curriculum"))
+            assert r.status_code == 200, r.text
+            made.append(int(r.json()["id"]))
+    return World(t, s, bookable, closable, classes, fresh, made)
 
 
 Call = tuple[str, str, dict[str, Any]]
@@ -351,6 +373,47 @@ REQUESTS: dict[tuple[str, str], Callable[[World, int], Call]] = {
         },
     ),
     ("GET", "/v1/stone-campaigns"): lambda w, i: ("GET", "/v1/stone-campaigns", {}),
+    ("POST", "/v1/open-classes"): lambda w, i: (
+        "POST",
+        "/v1/open-classes",
+        {"json": {"timeslot_id": w.bookable[i], "title": "Matrix", "capacity": 3}},
+    ),
+    ("GET", "/v1/open-classes"): lambda w, i: ("GET", "/v1/open-classes", {}),
+    ("GET", "/v1/open-classes/{open_class_id}"): lambda w, i: (
+        "GET",
+        f"/v1/open-classes/{w.open_classes[i]}",
+        {},
+    ),
+    ("PATCH", "/v1/open-classes/{open_class_id}"): lambda w, i: (
+        "PATCH",
+        f"/v1/open-classes/{w.open_classes[i]}",
+        {"json": {"capacity": 9}},
+    ),
+    ("POST", "/v1/open-classes/{open_class_id}/list"): lambda w, i: (
+        "POST",
+        f"/v1/open-classes/{w.open_classes[i]}/list",
+        {},
+    ),
+    ("POST", "/v1/open-classes/{open_class_id}/delist"): lambda w, i: (
+        "POST",
+        f"/v1/open-classes/{w.open_classes[i]}/delist",
+        {},
+    ),
+    ("PUT", "/v1/open-classes/{open_class_id}/replay-price"): lambda w, i: (
+        "PUT",
+        f"/v1/open-classes/{w.open_classes[i]}/replay-price",
+        {"json": {"asset": "stones", "amount": 10}},
+    ),
+    ("POST", "/v1/open-classes/{open_class_id}/seats"): lambda w, i: (
+        "POST",
+        f"/v1/open-classes/{w.open_classes[i]}/seats",
+        {"json": {"student_id": w.student}},
+    ),
+    ("GET", "/v1/students/{student_id}/replays"): lambda w, i: (
+        "GET",
+        f"/v1/students/{w.student}/replays",
+        {},
+    ),
 }
 
 
@@ -397,7 +460,7 @@ async def test_channel_matrix(
     past the channel check to validation for a gated one; never 401/403); any other gets 403
     forbidden_channel and nothing changes."""
     op = operation(route)
-    world = await make_world(api)
+    world = await make_world(api, open_classes=route[1].startswith("/v1/open-classes/"))
     paths = create_app(settings).openapi()["paths"]
     outcomes: dict[str, tuple[int, str | None]] = {}
     wrong: list[str] = []
@@ -502,6 +565,9 @@ async def test_a_parent_acts_only_for_their_own_student(
         ("GET", f"/v1/students/{o}/classes", {}),
         ("GET", f"/v1/students/{o}/balances", {}),
         ("GET", f"/v1/students/{o}/ledger", {}),
+        ("GET", f"/v1/students/{o}/replays", {}),
+        ("POST", "/v1/open-classes/1/seats", {"json": {"student_id": o}}),
+        ("POST", "/v1/open-classes/1/replays", {"json": {"student_id": o}}),
     ):
         await assert_forbidden_actor(api, db, method, url, me, **kw)
     # An actor id that is not exactly the student's id acts for nobody.
