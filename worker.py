@@ -4,9 +4,10 @@
 """
 
 import asyncio
-import contextlib
 import logging
+import signal
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -36,7 +37,7 @@ from workflows.operation_key_cleanup import OperationKeyCleanupWorkflow
 from workflows.overbooked_class import OverbookedClassWorkflow
 from workflows.teacher_cancel import TeacherCancelHoldWorkflow
 from workflows.teacher_reservation import TeacherReservationWorkflow
-from yueke import schedules
+from yueke import schedules, telemetry
 from yueke.settings import Settings
 from yueke.temporal import connect_when_up
 
@@ -126,16 +127,64 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
         log.warning("could not register search attributes: %s", exc)
 
 
-async def run(settings: Settings, client: Client | None = None) -> None:
-    """Connect, register search attributes and schedules, and poll until stopped."""
-    client = client or await connect_when_up(settings)
+async def run(settings: Settings, stop: asyncio.Event, client: Client | None = None) -> None:
+    """Connect (retrying until Temporal is up), register search attributes and schedules, and
+    poll until `stop` is set; then finish the running activities (up to
+    worker_shutdown_seconds) and return."""
+    tracing = telemetry.tracer_provider(settings, "yueke-worker")
+    if client is None:
+        connecting = asyncio.ensure_future(
+            connect_when_up(
+                settings,
+                None,
+                interceptors=telemetry.temporal_interceptors(tracing),
+                runtime=telemetry.worker_runtime(settings),
+            )
+        )
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not connecting.done():
+            connecting.cancel()
+            log.info("stopped before Temporal at %s answered", settings.temporal_target)
+            return
+        client = connecting.result()
     await ensure_search_attributes(client, settings.temporal_namespace)
     await schedules.ensure(client, settings)
     engine = create_engine(settings.database_url or "", application_name="yueke-worker")
+    worker = build_worker(
+        client,
+        sessions(engine),
+        settings,
+        graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_seconds),
+    )
     try:
-        await build_worker(client, sessions(engine), settings).run()
+        async with worker:
+            log.info(
+                "worker polling task queue %s in namespace %s at %s%s",
+                settings.temporal_task_queue,
+                settings.temporal_namespace,
+                settings.temporal_target,
+                f", metrics at http://{settings.worker_metrics_address}/metrics"
+                if settings.worker_metrics_address
+                else "",
+            )
+            await stop.wait()
+            log.info("stopping: finishing running activities")
     finally:
         await engine.dispose()
+        if tracing is not None:
+            tracing.shutdown()
+    log.info("worker stopped")
+
+
+async def serve(settings: Settings) -> None:
+    """`run` until SIGTERM or Ctrl-C (SIGINT), either of which stops it gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await run(settings, stop)
 
 
 def main() -> None:
@@ -143,8 +192,7 @@ def main() -> None:
     settings = Settings()
     if not settings.database_url:
         raise SystemExit("set DATABASE_URL (postgresql://user:password@host:5432/database)")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(settings))
+    asyncio.run(serve(settings))
 
 
 if __name__ == "__main__":

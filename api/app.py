@@ -1,16 +1,19 @@
 """The FastAPI application: one engine and one Temporal client per process."""
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
+from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import text
 from temporalio.client import Client
 
-from api import errors
+from api import errors, metrics
 from api.edges import Edges
 from api.flows import Flows
 from api.routes import (
@@ -36,7 +39,10 @@ from api.routes import (
     weekly_booking,
 )
 from store.db import create_engine, sessions
+from yueke import telemetry
 from yueke.settings import Settings
+
+log = logging.getLogger("yueke.api")
 
 
 def create_app(
@@ -44,10 +50,20 @@ def create_app(
     *,
     temporal_client: Client | None = None,
     clock: Callable[[], datetime | Awaitable[datetime]] = lambda: datetime.now(UTC),
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
+    """`tracer_provider`: where the spans go (the tests' in-memory exporter); by default the
+    OTLP exporter of the settings, or none."""
+    tracing = tracer_provider or telemetry.tracer_provider(settings, "yueke-api")
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         assert settings.database_url, "DATABASE_URL is required"
+        if not settings.channel_keys:
+            log.warning(
+                "no channel keys are set (YUEKE_CHANNEL_KEYS): every call will be refused "
+                "401 unauthenticated"
+            )
         engine = create_engine(
             settings.database_url,
             application_name="yueke-api",
@@ -55,11 +71,16 @@ def create_app(
             pool_timeout=settings.db_pool_timeout,
         )
         app.state.sessions = sessions(engine)
-        app.state.flows = Flows(settings, temporal_client)
+        app.state.flows = Flows(
+            settings, temporal_client, interceptors=telemetry.temporal_interceptors(tracing)
+        )
         yield
         await engine.dispose()
+        if tracing is not None and tracer_provider is None:
+            tracing.shutdown()
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI's and ReDoc's files from the fastapi-offline package.
+    app = FastAPIOffline(
         title="Yueke (约课) booking API",
         version="1",
         description="Class booking for the upstream channels. Every route names the operation "
@@ -99,6 +120,8 @@ def create_app(
         flows,
     ):
         app.include_router(module.router)
+    metrics.install(app)
+    telemetry.trace_requests(app, tracing)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> JSONResponse:

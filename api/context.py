@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -218,10 +219,21 @@ class Context:
         return result
 
 
-def _caller(request: Request, authorization: str | None, actor_id: str | None) -> Actor:
+# The channel key, an OpenAPI security scheme; a missing or unknown key is our own 401
+# `unauthenticated`, not FastAPI's.
+CHANNEL_KEY = HTTPBearer(
+    auto_error=False,
+    scheme_name="ChannelKey",
+    description="`Authorization: Bearer <channel key>`: the calling channel's key "
+    "(YUEKE_CHANNEL_KEYS; the dev stack's are `dev-<channel>`, e.g. `dev-parent_h5`).",
+)
+
+
+def _caller(
+    request: Request, credentials: HTTPAuthorizationCredentials | None, actor_id: str | None
+) -> Actor:
     keys: dict[str, Channel] = request.app.state.settings.channel_keys
-    scheme, _, token = (authorization or "").partition(" ")
-    channel = keys.get(token) if scheme.lower() == "bearer" else None
+    channel = keys.get(credentials.credentials) if credentials is not None else None
     if channel is None:
         raise Unauthenticated("send Authorization: Bearer <channel key>")
     if not actor_id or len(actor_id) > MAX_ACTOR_ID:
@@ -237,11 +249,26 @@ def allowed(operation: Operation) -> Callable[..., Awaitable[Context]]:
 
     async def dependency(
         request: Request,
-        authorization: Annotated[str | None, Header()] = None,
-        x_actor_id: Annotated[str | None, Header()] = None,
-        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(CHANNEL_KEY)],
+        x_actor_id: Annotated[
+            str | None,
+            Header(
+                description="The acting user: a parent channel's student id, the teacher "
+                "portal's teacher id, or a staff user of the channel (1 to 64 characters).",
+                examples=["1"],
+            ),
+        ] = None,
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                max_length=200,
+                description="Optional on POSTs: the same key and body answer the first "
+                "response and act once; the same key with another body is 422.",
+                examples=["lp7-batch-0001"],
+            ),
+        ] = None,
     ) -> Context:
-        actor = _caller(request, authorization, x_actor_id)
+        actor = _caller(request, credentials, x_actor_id)
         if actor.channel not in ALLOWED[operation]:
             raise Forbidden(
                 f"channel {actor.channel.value} may not {operation.value}",

@@ -20,6 +20,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import metrics
+
 # Headers that name the caller: one of each, or the caller is ambiguous.
 SINGLE_HEADERS = (b"authorization", b"x-actor-id")
 
@@ -124,6 +126,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 async def _answer(send: Send, refused: Refused) -> None:
+    metrics.refused(refused.code, refused.status)
     payload = json.dumps(
         {"code": refused.code, "message": refused.message, "details": refused.details}
     ).encode()

@@ -18,6 +18,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api import metrics
 from domain.errors import DatabaseBusy, DatabaseUnavailable, DomainError
 from domain.refusal import Refusal
 
@@ -98,6 +99,7 @@ def error_body(exc: Exception) -> dict[str, Any]:
 
 async def _answer(_: Request, exc: Exception) -> JSONResponse:
     refusal = _refusal(exc)
+    metrics.refused(refusal.code, refusal.status)
     return JSONResponse(
         {"code": refusal.code, "message": refusal.message, "details": refusal.details},
         status_code=refusal.status,
@@ -142,6 +144,7 @@ class AnswerEveryError:
             await self.app(scope, receive, tracked)
         except Exception as exc:
             refusal = _refusal(exc)
+            metrics.refused(refusal.code, refusal.status)
             if started:
                 log.exception("error after the answer started", exc_info=exc)
                 return

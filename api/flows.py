@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import (
     Client,
+    Interceptor,
     RPCTimeoutOrCancelledError,
     WorkflowExecutionStatus,
     WorkflowHandle,
@@ -27,13 +28,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.types import MethodAsyncNoParam
 from temporalio.workflow import UpdateMethodMultiParam
 
+from api import metrics
 from domain.class_request import ClassRequestInput, RequestView
 from domain.errors import FlowClosed, TemporalUnavailable
 from domain.overbooking import TeacherChanged
 from domain.teacher_cancel import HeldSlotBooked
 from store import class_requests, fake_cancels, overbooking
 from workflows.class_request import ClassRequestWorkflow
-from workflows.common import FlowKind, search_attributes
+from workflows.common import FLOW, FlowKind, search_attributes
 from workflows.fake_cancel import FakeCancelWorkflow
 from workflows.overbooked_class import OverbookedClassWorkflow
 from workflows.teacher_cancel import TeacherCancelHoldWorkflow
@@ -57,9 +59,15 @@ class Flows:
     """Every call waits a bounded time: a Temporal that is down or slow answers 503
     temporal_unavailable instead of holding the request (and nothing else waits with it)."""
 
-    def __init__(self, settings: Settings, client: Client | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: Client | None = None,
+        interceptors: Sequence[Interceptor] = (),
+    ) -> None:
         self._settings = settings
         self._client = client
+        self._interceptors = interceptors
         self._lock = asyncio.Lock()
 
     async def client(self) -> Client:
@@ -69,7 +77,9 @@ class Flows:
             if self._client is None:
                 try:
                     async with asyncio.timeout(self._settings.temporal_connect_timeout):
-                        self._client = await temporal.connect(self._settings)
+                        self._client = await temporal.connect(
+                            self._settings, interceptors=self._interceptors
+                        )
                 except (RuntimeError, TimeoutError) as exc:
                     raise TemporalUnavailable(
                         "Temporal cannot be reached", target=self._settings.temporal_target
@@ -134,7 +144,7 @@ class Flows:
         client = await self.client()
         async with self._bounded(flow_id):
             try:
-                return await client.start_workflow(
+                handle = await client.start_workflow(
                     run,
                     arg,
                     id=flow_id,
@@ -147,6 +157,8 @@ class Flows:
                 )
             except WorkflowAlreadyStartedError:
                 return client.get_workflow_handle(flow_id)
+            metrics.flow_started(search_attributes.get(FLOW) or "")
+            return handle
 
     async def run_now(
         self,

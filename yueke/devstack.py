@@ -15,7 +15,7 @@ from store.db import create_engine, sessions
 from store.migrate import upgrade_async
 from worker import build_worker, ensure_search_attributes
 from yueke import demo as demo_data
-from yueke import schedules
+from yueke import schedules, telemetry
 from yueke.settings import Settings, dev_channel_keys
 from yueke.temporal import connect_when_up
 
@@ -78,11 +78,16 @@ async def run(settings: Settings, *, demo: bool = False) -> None:
     )
     try:
         await upgrade_async(database_url)
-        client = await connect_when_up(settings)
+        tracing = telemetry.tracer_provider(settings, "yueke-dev")
+        client = await connect_when_up(
+            settings,
+            interceptors=telemetry.temporal_interceptors(tracing),
+            runtime=telemetry.worker_runtime(settings),
+        )
         engine = create_engine(database_url, application_name="yueke-dev-worker")
         if demo:
             log.info(await demo_data.load(sessions(engine), settings.rules))
-        app = create_app(settings, temporal_client=client)
+        app = create_app(settings, temporal_client=client, tracer_provider=tracing)
         server = uvicorn.Server(
             uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_level="info")
         )
@@ -100,6 +105,8 @@ async def run(settings: Settings, *, demo: bool = False) -> None:
             )
             await server.serve()
         await engine.dispose()
+        if tracing is not None:
+            tracing.shutdown()
     finally:
         if temporal_server is not None:
             temporal_server.terminate()

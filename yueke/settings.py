@@ -3,6 +3,7 @@ DATABASE_URL / TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE names of the servers."""
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,6 +60,16 @@ class Settings(BaseSettings):
     temporal_port: int = 7233
     temporal_ui_port: int = 8233
     data_dir: Path = Path(".yueke")
+
+    # Where the worker serves the Temporal SDK's Prometheus metrics (host:port, e.g.
+    # 0.0.0.0:9464); unset: the worker serves none. The API serves its own at /metrics.
+    worker_metrics_address: str | None = None
+    # OpenTelemetry traces of the API and the worker, sent to this OTLP collector (e.g.
+    # http://otel-collector:4317); unset: no traces are made.
+    otlp_endpoint: str | None = None
+    otlp_protocol: Literal["grpc", "http/protobuf"] = "grpc"
+    # How long a worker told to stop (SIGTERM, Ctrl-C) lets its running activities finish.
+    worker_shutdown_seconds: float = Field(10.0, ge=0)
 
     # API key -> channel, e.g. YUEKE_CHANNEL_KEYS='{"s3cret": "parent_h5"}'.
     # Empty: every call is refused, except in the dev stack, which uses dev_channel_keys().

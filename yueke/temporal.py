@@ -1,14 +1,25 @@
 """The Temporal client, configured by settings, with the pydantic data converter."""
 
 import asyncio
+import logging
+import re
+from collections.abc import Sequence
 
-from temporalio.client import Client, TLSConfig
+from temporalio.client import Client, Interceptor, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 
 from yueke.settings import Settings
 
+log = logging.getLogger("yueke.temporal")
 
-async def connect(settings: Settings) -> Client:
+
+async def connect(
+    settings: Settings,
+    *,
+    interceptors: Sequence[Interceptor] = (),
+    runtime: Runtime | None = None,
+) -> Client:
     tls: TLSConfig | bool = settings.temporal_tls
     if settings.temporal_tls_cert and settings.temporal_tls_key:
         tls = TLSConfig(
@@ -21,16 +32,48 @@ async def connect(settings: Settings) -> Client:
         api_key=settings.temporal_api_key,
         tls=tls,
         data_converter=pydantic_data_converter,
+        interceptors=interceptors,
+        runtime=runtime,
     )
 
 
-async def connect_when_up(settings: Settings, seconds: float = 60) -> Client:
-    """Connect, retrying while the server starts (the dev stack, a worker started first)."""
-    deadline = asyncio.get_running_loop().time() + seconds
+async def connect_when_up(
+    settings: Settings,
+    seconds: float | None = 60,
+    *,
+    interceptors: Sequence[Interceptor] = (),
+    runtime: Runtime | None = None,
+) -> Client:
+    """Connect, retrying while the server starts (the dev stack, a worker started first): one
+    log line per failed try after the first two seconds (a server that is starting says nothing),
+    no traceback; after `seconds` (None: never) the last error."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    deadline = None if seconds is None else started + seconds
+    pause = 0.5
     while True:
         try:
-            return await connect(settings)
-        except RuntimeError:
-            if asyncio.get_running_loop().time() > deadline:
+            return await connect(settings, interceptors=interceptors, runtime=runtime)
+        except RuntimeError as exc:
+            if deadline is not None and loop.time() > deadline:
                 raise
-            await asyncio.sleep(0.5)
+            if loop.time() - started < 2:
+                await asyncio.sleep(pause)
+                continue
+            reason = _reason(exc)
+            log.warning(
+                "Temporal at %s (namespace %s) is not reachable yet, retrying in %g s: %s",
+                settings.temporal_target,
+                settings.temporal_namespace,
+                pause,
+                reason,
+            )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 5.0)
+
+
+def _reason(exc: Exception) -> str:
+    """The core's error in a few words (`Connection refused`), not its nested debug dump."""
+    text = str(exc) or exc.__class__.__name__
+    said = re.search(r'message: "([^"]+)"', text)
+    return said.group(1) if said else text.splitlines()[0][:200]

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api import metrics
 from api.context import Context, caller, describe
 from api.schemas import ClassOut
 from api.types import Id, IdParam, Text, UtcDatetime
@@ -107,7 +108,9 @@ async def book_class(body: BookClass, ctx: Context = caller(Operation.book_class
             product=body.product,
         )
         if booked is not None:
-            return ClassOut.model_validate(booked)
+            out = ClassOut.model_validate(booked)
+            await metrics.classes_booked(ctx.actor.channel.value, [out])
+            return out
         # Refused: the step-by-step path below says which rule refused (or books, if the
         # situation changed in between).
 
@@ -126,7 +129,9 @@ async def book_class(body: BookClass, ctx: Context = caller(Operation.book_class
         )
         if hold_flow is not None:
             ctx.after_commit(ctx.flows.tell_hold_booked, hold_flow, booked.id, body.timeslot_id)
-        return ClassOut.model_validate(booked)
+        out = ClassOut.model_validate(booked)
+        ctx.after_commit(metrics.classes_booked, ctx.actor.channel.value, [out])
+        return out
 
     return await ctx.run(body, ClassOut, op)
 
@@ -154,7 +159,9 @@ async def book_classes(
             now=ctx.now,
             rules=ctx.rules,
         )
-        return Booked(classes=[ClassOut.model_validate(c) for c in booked])
+        out = [ClassOut.model_validate(c) for c in booked]
+        ctx.after_commit(metrics.classes_booked, ctx.actor.channel.value, out)
+        return Booked(classes=out)
 
     return await ctx.run(body, Booked, op)
 
@@ -182,7 +189,9 @@ async def cancel_class(
             rules=ctx.rules,
         )
         if cancelled is not None:
-            return ClassOut.model_validate(cancelled)
+            out = ClassOut.model_validate(cancelled)
+            await metrics.class_cancelled(ctx.actor.channel.value, out)
+            return out
 
     async def owner(session: AsyncSession) -> int:
         return (await classes.get_class(session, class_id)).student_id
@@ -198,7 +207,9 @@ async def cancel_class(
             now=ctx.now,
             rules=ctx.rules,
         )
-        return ClassOut.model_validate(cancelled)
+        out = ClassOut.model_validate(cancelled)
+        ctx.after_commit(metrics.class_cancelled, ctx.actor.channel.value, out)
+        return out
 
     return await ctx.run(body, ClassOut, op)
 
