@@ -122,3 +122,50 @@ async def test_api_warns_at_start_without_channel_keys(
             "no channel keys are set (YUEKE_CHANNEL_KEYS): every call will be refused "
             "401 unauthenticated"
         ]
+
+
+async def test_metrics_sum_every_api_process(database_url: str) -> None:
+    """`yueke api --workers 2`: whichever process answers /metrics, it counts the requests
+    both processes served."""
+    port = free_port()
+    api = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "yueke",
+        "api",
+        "--workers",
+        "2",
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "DATABASE_URL": database_url,
+            "YUEKE_API_PORT": str(port),
+            "YUEKE_CHANNEL_KEYS": '{"k": "fireman"}',
+        },
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base) as http:
+            async with asyncio.timeout(60):
+                while True:
+                    try:
+                        if (await http.get("/metrics")).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        await asyncio.sleep(0.2)
+            for _ in range(20):  # new connections, spread over both processes
+                async with httpx.AsyncClient(base_url=base) as once:
+                    r = await once.get("/v1/classes/1", headers={"X-Actor-Id": "1"})
+                    assert r.status_code == 401
+            line = 'http_requests_total{handler="/v1/classes/{class_id}",method="GET",status="401"}'
+            for _ in range(6):
+                async with httpx.AsyncClient(base_url=base) as once:
+                    scraped = (await once.get("/metrics")).text
+                [count] = [row.split()[-1] for row in scraped.splitlines() if row.startswith(line)]
+                assert float(count) == 20
+    finally:
+        api.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            await api.wait()

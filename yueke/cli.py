@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -41,15 +42,18 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(worker.serve(_require_database(settings)))
     elif args.command == "api":
         _require_database(settings)
-        if args.workers > 1:
-            _share_metrics()
-        uvicorn.run(
-            "api.main:app_from_env",
-            factory=True,
-            host=settings.api_host,
-            port=settings.api_port,
-            workers=args.workers,
-        )
+        made = _share_metrics() if args.workers > 1 else None
+        try:
+            uvicorn.run(
+                "api.main:app_from_env",
+                factory=True,
+                host=settings.api_host,
+                port=settings.api_port,
+                workers=args.workers,
+            )
+        finally:
+            if made is not None:
+                shutil.rmtree(made, ignore_errors=True)
     else:
         from store.migrate import upgrade
 
@@ -68,15 +72,20 @@ def _quiet_start_up() -> None:
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
-def _share_metrics() -> None:
-    """Several API processes: each writes its metrics to PROMETHEUS_MULTIPROC_DIR (an empty
-    directory of the operator's, or a fresh temporary one), so that /metrics, whichever process
-    answers it, sums them all. Files of an earlier run would add to the counts: they go."""
-    folder = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="yueke-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob("*.db"):
-        stale.unlink()
+def _share_metrics() -> Path | None:
+    """Several API processes: each writes its metrics to PROMETHEUS_MULTIPROC_DIR (the
+    operator's directory, or a temporary one, returned to be removed at the end), so that
+    /metrics, whichever process answers it, sums them all. Files of an earlier run would add
+    to the counts: they go."""
+    if given := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        folder, made = Path(given), None
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):
+            stale.unlink()
+    else:
+        folder = made = Path(tempfile.mkdtemp(prefix="yueke-metrics-"))
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    return made
 
 
 def _require_database(settings: Settings) -> Settings:
