@@ -127,28 +127,27 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
         log.warning("could not register search attributes: %s", exc)
 
 
-async def run(settings: Settings, stop: asyncio.Event, client: Client | None = None) -> None:
+async def run(settings: Settings, stop: asyncio.Event) -> None:
     """Connect (retrying until Temporal is up), register search attributes and schedules, and
     poll until `stop` is set; then finish the running activities (up to
     worker_shutdown_seconds) and return."""
     tracing = telemetry.tracer_provider(settings, "yueke-worker")
-    if client is None:
-        connecting = asyncio.ensure_future(
-            connect_when_up(
-                settings,
-                None,
-                interceptors=telemetry.temporal_interceptors(tracing),
-                runtime=telemetry.worker_runtime(settings),
-            )
+    connecting = asyncio.ensure_future(
+        connect_when_up(
+            settings,
+            None,
+            interceptors=telemetry.temporal_interceptors(tracing),
+            runtime=telemetry.worker_runtime(settings),
         )
-        stopping = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        if not connecting.done():
-            connecting.cancel()
-            log.info("stopped before Temporal at %s answered", settings.temporal_target)
-            return
-        client = connecting.result()
+    )
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not connecting.done():
+        connecting.cancel()
+        log.info("stopped before Temporal at %s answered", settings.temporal_target)
+        return
+    client = connecting.result()
     await ensure_search_attributes(client, settings.temporal_namespace)
     await schedules.ensure(client, settings)
     engine = create_engine(settings.database_url or "", application_name="yueke-worker")
