@@ -79,10 +79,18 @@ async def test_worker_polls_serves_metrics_and_stops_gracefully(
     )
     try:
         await worker.said(f"worker polling task queue {queue} in namespace default")
+        # The pollers show in the SDK's metrics once they have started, a moment after.
         async with httpx.AsyncClient() as http:
-            scraped = (await http.get(f"http://{metrics}/metrics")).text
-        polling = [line for line in scraped.splitlines() if line.startswith("temporal_num_pollers")]
-        assert any(f'task_queue="{queue}"' in line for line in polling), scraped
+            for _ in range(50):
+                scraped = (await http.get(f"http://{metrics}/metrics")).text
+                polling = [
+                    line for line in scraped.splitlines() if line.startswith("temporal_num_pollers")
+                ]
+                if any(f'task_queue="{queue}"' in line for line in polling):
+                    break
+                await asyncio.sleep(0.2)
+            else:
+                raise AssertionError(f"no pollers of {queue} in the worker's metrics: {scraped}")
         assert await worker.stop(signum) == 0, worker.output
     finally:
         if worker.process.returncode is None:
