@@ -2,10 +2,14 @@
 migrations, the worker and the API in one process tree; Ctrl-C stops all of it. With
 DATABASE_URL or TEMPORAL_ADDRESS set, those servers are used instead of starting our own."""
 
+import asyncio
+import contextlib
 import logging
 import shutil
+import signal
 import subprocess
 import sys
+from collections.abc import Generator
 from pathlib import Path
 
 import uvicorn
@@ -20,6 +24,22 @@ from yueke.settings import Settings, dev_channel_keys
 from yueke.temporal import connect_when_up
 
 log = logging.getLogger("yueke.dev")
+
+
+class _Server(uvicorn.Server):
+    """The API server of the stack, stopped by the stack's own handlers of Ctrl-C and SIGTERM.
+    uvicorn's would raise the signal again once the server has stopped, which cancels the stack
+    while its worker shuts down; the stack would then stop Temporal under a worker still
+    talking to it, and hang."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+    def stop(self) -> None:
+        """The first signal stops the server gracefully, a second at once."""
+        self.force_exit = self.should_exit
+        self.should_exit = True
 
 
 def start_postgres(data_dir: Path) -> str:
@@ -88,7 +108,7 @@ async def run(settings: Settings, *, demo: bool = False) -> None:
         if demo:
             log.info(await demo_data.load(sessions(engine), settings.rules))
         app = create_app(settings, temporal_client=client, tracer_provider=tracing)
-        server = uvicorn.Server(
+        server = _Server(
             uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_level="info")
         )
         await ensure_search_attributes(client, settings.temporal_namespace)
@@ -103,6 +123,9 @@ async def run(settings: Settings, *, demo: bool = False) -> None:
                 settings.temporal_target,
                 settings.data_dir,
             )
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, server.stop)
             await server.serve()
         await engine.dispose()
         if tracing is not None:
