@@ -337,6 +337,13 @@ class AlreadySeated(DomainError):
     code = "already_seated"
 
 
+class OpenClassSeat(DomainError):
+    """A seat of an open class is not a 1-on-1 class of its teacher: a teacher's cancel (TCH-5)
+    takes a whole class and offers the student other times, which a seat has no use for."""
+
+    code = "open_class_seat"
+
+
 class OpenClassHasSeats(DomainError):
     """Once a seat is taken, title and description are fixed and capacity only grows."""
 

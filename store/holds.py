@@ -8,9 +8,16 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.channels import Actor
-from domain.errors import ForbiddenActor, HoldClosed, HoldUntilOutOfRange, NotFound
+from domain.errors import (
+    ClassNotCancellable,
+    ForbiddenActor,
+    HoldClosed,
+    HoldUntilOutOfRange,
+    NotFound,
+    OpenClassSeat,
+)
 from domain.rules import BookingRules, check_on_grid, check_student_can_book
-from domain.words import Direction, HoldState, PenaltyKind, TimeslotState
+from domain.words import ClassState, Direction, HoldState, PenaltyKind, TimeslotState
 from store import audit, classes, inventory, penalties
 from store.db import get_or_404
 from store.models import Class, TeacherCancel, Timeslot
@@ -21,6 +28,20 @@ FLOW = "teacher-cancel-"
 def flow_id(class_id: int) -> str:
     """The hold's workflow id, also the origin of its offered slots."""
     return f"{FLOW}{class_id}"
+
+
+def check_teacher_cancels(found: Class) -> None:
+    """The teacher's cancel (TCH-5) takes a booked 1-on-1 class with its teacher."""
+    if found.state is not ClassState.booked or found.teacher_id is None:
+        raise ClassNotCancellable(
+            "the class is not booked with a teacher", class_id=found.id, state=found.state
+        )
+    if found.open_class_id is not None:
+        raise OpenClassSeat(
+            "a seat of an open class is not cancelled by its teacher",
+            class_id=found.id,
+            open_class_id=found.open_class_id,
+        )
 
 
 def is_offered(slot: Timeslot) -> bool:
@@ -51,6 +72,7 @@ async def cancel_by_teacher(
     ahead: the student's booking window, not the teacher's 8 weeks), or it could never be
     booked."""
     booked = await classes.get_class(session, class_id)
+    check_teacher_cancels(booked)
     if booked.teacher_id != teacher_id:
         raise ForbiddenActor("only the class's teacher cancels it", class_id=class_id)
     for start_at in offered:

@@ -26,6 +26,7 @@ from tests.helpers import (
     client_showing_500s,
     grant,
     open_slots,
+    snapshot,
     student,
     teacher,
 )
@@ -368,3 +369,19 @@ async def test_replay_rules(api: httpx.AsyncClient, db: Sessions, clock: Clock) 
     actions = await audit_actions(db, oc["id"])
     assert actions.count("replay_bought") == 3 and actions.count("replay_priced") == 2
     await assert_money_consistent(db)
+
+
+async def test_a_teacher_cannot_cancel_one_seat(api: httpx.AsyncClient, db: Sessions) -> None:
+    """covers: TCH-5 — a teacher's cancel refunds a 1-on-1 class and offers its student other
+    times; a seat of the teacher's open class is not one: 409 open_class_seat, nothing changed."""
+    oc = await open_class(api)
+    s = await student(api, credits={"open": 1})
+    booked = (await seat(api, oc["id"], s)).json()
+    before = await snapshot(db)
+    r = await api.post(
+        f"/v1/classes/{booked['id']}/teacher-cancel",
+        json={"offered_start_at": [], "reason": "ill"},
+        headers=as_("teacher", oc["teacher_id"]),
+    )
+    assert code(r) == (409, "open_class_seat"), r.text
+    assert await snapshot(db) == before

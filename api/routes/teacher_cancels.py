@@ -19,7 +19,7 @@ from domain.teacher_cancel import (
     HoldView,
     TeacherCancelInput,
 )
-from domain.words import ClassState, HoldState
+from domain.words import HoldState
 from store import classes, holds
 from workflows.common import FlowKind, search_attributes
 from workflows.teacher_cancel import TeacherCancelHoldWorkflow
@@ -59,11 +59,7 @@ async def teacher_cancel(
         return found.teacher_id, found.student_id
 
     async def cancellable(session: AsyncSession) -> int:
-        found = await classes.get_class(session, class_id)
-        if found.state is not ClassState.booked or found.teacher_id is None:
-            raise ClassNotCancellable(
-                "the class is not booked with a teacher", class_id=class_id, state=found.state
-            )
+        holds.check_teacher_cancels(await classes.get_class(session, class_id))
         return class_id
 
     teacher_id, student_id = await ctx.read(read)
