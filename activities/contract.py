@@ -1,5 +1,6 @@
-"""Activities of the dual-excellence contract flow (双优合约): propose, answers, start (W1 and
-W2), one more week, close."""
+"""Activities of the dual-excellence contract flow (双优合约): create (W1 and W2 booked), offer
+a week to its teachers, record a teacher's answer for a week, expire unanswered weeks, close;
+and, for contracts proposed before weekly answers, propose, answers, start, one more week."""
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
@@ -7,17 +8,67 @@ from temporalio import activity
 from activities import StoreActivities
 from domain.contract import (
     AnswerContract,
+    AnswerContractWeek,
     BookContractWeek,
     CloseContract,
     ContractView,
+    Created,
+    ExpireContractWeeks,
+    Expired,
     ProposeContract,
     Started,
+    WeekBooking,
+    WeekOffer,
     WeekOutcome,
 )
 from store import contracts
 
 
 class ContractActivities(StoreActivities):
+    @activity.defn
+    async def create_contract(self, step: ProposeContract) -> Created:
+        async def op(session: AsyncSession) -> Created:
+            return await contracts.create(session, step.contract, step.now, self.rules)
+
+        return await self.once(step, step.now, Created, op)
+
+    @activity.defn
+    async def offer_contract_week(self, step: BookContractWeek) -> WeekOffer:
+        async def op(session: AsyncSession) -> WeekOffer:
+            return await contracts.offer_week(
+                session,
+                contract_id=step.contract_id,
+                week=step.week,
+                actor=step.actor,
+                now=step.now,
+                rules=self.rules,
+            )
+
+        return await self.once(step, step.now, WeekOffer, op)
+
+    @activity.defn
+    async def answer_contract_week(self, step: AnswerContractWeek) -> WeekBooking:
+        async def op(session: AsyncSession) -> WeekBooking:
+            return await contracts.answer_week(
+                session,
+                contract_id=step.contract_id,
+                answer=step.answer,
+                now=step.now,
+                rules=self.rules,
+            )
+
+        return await self.once(step, step.now, WeekBooking, op)
+
+    @activity.defn
+    async def expire_contract_weeks(self, step: ExpireContractWeeks) -> Expired:
+        async def op(session: AsyncSession) -> Expired:
+            weeks = await contracts.expire_weeks(
+                session, contract_id=step.contract_id, actor=step.actor, now=step.now
+            )
+            return Expired(weeks=weeks)
+
+        return await self.once(step, step.now, Expired, op)
+
     @activity.defn
     async def propose_contract(self, step: ProposeContract) -> ContractView:
         async def op(session: AsyncSession) -> ContractView:

@@ -65,6 +65,7 @@ class Operation(StrEnum):
     answer_contract = "answer_contract"
     terminate_contract = "terminate_contract"
     read_contract = "read_contract"
+    read_contract_weeks = "read_contract_weeks"
     make_up_booking = "make_up_booking"
     save_booking_rules = "save_booking_rules"
     read_booking_rules = "read_booking_rules"
@@ -140,6 +141,9 @@ ALLOWED: dict[Operation, frozenset[Channel]] = {
     Operation.terminate_contract: frozenset({Channel.lp}),
     Operation.read_contract: PARENTS
     | {Channel.teacher, Channel.lp, Channel.fireman, Channel.supply_demand},
+    Operation.read_contract_weeks: frozenset(
+        {Channel.teacher, Channel.lp, Channel.fireman, Channel.supply_demand}
+    ),
     Operation.make_up_booking: frozenset({Channel.lp}),
     Operation.save_booking_rules: frozenset({Channel.lp}),
     Operation.read_booking_rules: frozenset({Channel.lp, Channel.supply_demand, Channel.fireman}),

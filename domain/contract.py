@@ -1,10 +1,11 @@
 """What the dual-excellence contract flow (双优合约, TCH-6, SD-7, SD-4) carries between the
 API, its workflow and its activities."""
 
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from domain.channels import Actor
 from domain.errors import DomainError, Invalid
@@ -12,10 +13,15 @@ from domain.values import Id, LocalTime
 from domain.weekly import Weekday
 from domain.words import CourseType
 
+# A week's contract-directed slots are offered to its teachers this long before the week
+# begins (W3 when W1 begins), and each teacher answers before the week before it begins.
+OFFER_AHEAD = timedelta(weeks=2)
+ANSWER_AHEAD = timedelta(weeks=1)
+
 
 class ContractState(StrEnum):
-    proposed = "proposed"  # waiting for both teachers
-    active = "active"  # both agreed: weeks are booked two ahead
+    proposed = "proposed"  # waiting for both teachers (contracts proposed before weekly answers)
+    active = "active"  # W1 and W2 booked; each later week offered to its teachers
     declined = "declined"  # a teacher said no
     expired = "expired"  # the first week began before both agreed
     terminated = "terminated"  # the LP ended it; future classes cancelled and refunded
@@ -29,8 +35,31 @@ class Role(StrEnum):
     foreign = "foreign"
 
 
+class ContractWeekState(StrEnum):
+    """One teacher's class of one contract week."""
+
+    awaiting = "awaiting"  # its contract-directed slot is offered; the teacher has not answered
+    booked = "booked"  # the class is booked (W1, W2 at creation; later weeks once agreed)
+    unbooked = "unbooked"  # could not be booked: `reason` says why (teacher_busy, …)
+    declined = "declined"  # the teacher said no; the slot went to general inventory
+    expired = "expired"  # no answer by `answer_by`; the slot went to general inventory
+    withdrawn = "withdrawn"  # the contract was terminated while the week awaited its answer
+
+
 class ContractClosed(DomainError):
     code = "contract_closed"
+
+
+class ContractWeekNotTheirs(DomainError):
+    """A teacher answers only their own role's week of a contract they teach."""
+
+    code = "contract_week_not_theirs"
+
+
+class ContractWeekAnswered(DomainError):
+    """The week is no longer awaiting this teacher's answer."""
+
+    code = "contract_week_answered"
 
 
 class NotContractTeacher(DomainError):
@@ -89,7 +118,7 @@ class ContractView(BaseModel):
 
 
 class WeekBooking(BaseModel):
-    """One teacher's class of one contract week: booked (class_id), or why not (reason)."""
+    """One teacher's class of one contract week: its state, the class once booked, why not."""
 
     model_config = ConfigDict(from_attributes=True)
     week: date
@@ -97,6 +126,20 @@ class WeekBooking(BaseModel):
     start_at: datetime
     class_id: int | None
     reason: str | None
+    state: ContractWeekState
+    timeslot_id: int | None = None
+    answer_by: datetime | None = None
+    answered_at: datetime | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _state_of_early_weeks(cls, data: Any) -> Any:
+        """Flows that booked every week at once carried no state: booked, or unbooked."""
+        if isinstance(data, dict) and "state" not in data:
+            booked = data.get("class_id") is not None
+            state = ContractWeekState.booked if booked else ContractWeekState.unbooked
+            return {**data, "state": state}
+        return data
 
 
 class WeekOutcome(BaseModel):
@@ -112,6 +155,56 @@ class Started(BaseModel):
     """W1 and W2, booked when both teachers agreed."""
 
     weeks: list[WeekOutcome]
+
+
+class Created(BaseModel):
+    """A contract as created: active, with W1 and W2 booked (those that could be)."""
+
+    view: ContractView
+    weeks: list[WeekOutcome]
+
+
+class WeekOffer(BaseModel):
+    """A week's slots offered to its teachers: what each role awaits (or why not), and when
+    the flow offers the week after."""
+
+    week: date
+    bookings: list[WeekBooking]
+    next_offer_at: datetime
+    ends_at: datetime
+
+
+class Expired(BaseModel):
+    """The weeks whose answer deadline passed without an answer."""
+
+    weeks: list[WeekBooking]
+
+
+class WeekAnswer(BaseModel):
+    """A teacher's answer for their class of one contract week (teacher portal)."""
+
+    actor: Actor
+    teacher_id: Id
+    week: date
+    agree: bool
+    reason: str | None = None
+
+
+class TeacherWeek(BaseModel):
+    """A contract week awaiting a teacher's answer, as the teacher portal lists it: times in
+    UTC and in the teacher's own zone, and whether that local time moved since the week
+    before (a change of summer time in the teacher's zone; the student's time stays put)."""
+
+    contract_id: int
+    student_id: int
+    week: date
+    role: Role
+    start_at: datetime
+    answer_by: datetime
+    time_zone: str
+    local_start: datetime
+    previous_local_start: datetime
+    local_time_moved: bool
 
 
 class Answer(BaseModel):
@@ -136,15 +229,20 @@ class Progress(BaseModel):
     history: list[WeekBooking]
     next_booking_at: datetime
     last_week_ends_at: datetime | None
+    # Weeks offered to their teachers (contracts created since weekly answers), and those
+    # still awaiting an answer.
+    weekly_answers: bool = False
+    awaiting: list[WeekBooking] = []
 
 
 class ContractFlowState(BaseModel):
-    """The flow's `state` query: the contract and its recent weeks."""
+    """The flow's `state` query: the contract, its recent weeks, those awaiting an answer."""
 
     contract: ContractView | None
     weeks_booked: int
     next_week: date | None
     recent_weeks: list[WeekBooking]
+    awaiting_weeks: list[WeekBooking] = []
 
 
 # Activity inputs: each names the moment it acts at (workflow.now()).
@@ -173,6 +271,18 @@ class CloseContract(BaseModel):
 class BookContractWeek(BaseModel):
     contract_id: int
     week: date
+    actor: Actor
+    now: datetime
+
+
+class AnswerContractWeek(BaseModel):
+    contract_id: int
+    answer: WeekAnswer
+    now: datetime
+
+
+class ExpireContractWeeks(BaseModel):
+    contract_id: int
     actor: Actor
     now: datetime
 

@@ -1,31 +1,48 @@
 """Dual-excellence contracts (双优合约, TCH-6, SD-7, SD-4).
 
-The LP proposes; each teacher agrees or declines; once both agree, weeks W1 and W2 are booked
-at once and then one more week every week, two weeks ahead. Each contract class sits on a
-contract-directed slot (origin `contract-{id}`) that only the contract books; a week that
-cannot be booked is recorded with its reason. Termination cancels and refunds the future
-contract classes and removes the contract's slots.
+The LP creates a contract: it is active at once and weeks W1 and W2 are booked with both
+teachers. Each later week's two contract-directed slots are offered to their teachers two
+weeks ahead; a teacher who agrees gets the class booked on the slot, one who declines or lets
+the answer deadline pass gives the slot to general inventory, and the week keeps its reason.
+Each contract class sits on a slot directed at the contract (`direction_target` its id,
+origin `contract-{id}`) that only the contract books. Termination cancels and refunds the
+future contract classes, withdraws the weeks still awaiting an answer and removes the
+contract's open slots.
+
+Contracts proposed before weekly answers (state `proposed`) wait for both teachers' yes on
+the whole contract, then book W1, W2 and each later week without asking (`answer`, `start`,
+`book_week`).
 """
 
 from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.channels import Actor
 from domain.contract import (
+    ANSWER_AHEAD,
+    OFFER_AHEAD,
     BadContract,
     ContractClosed,
     ContractInput,
     ContractState,
     ContractView,
+    ContractWeekAnswered,
+    ContractWeekNotTheirs,
+    ContractWeekState,
+    Created,
     NotContractTeacher,
     Role,
+    TeacherWeek,
+    WeekAnswer,
     WeekBooking,
     WeeklyTime,
+    WeekOffer,
     WeekOutcome,
 )
-from domain.errors import DomainError, FirstWeekStarted
+from domain.errors import DomainError, FirstWeekStarted, NotFound, SlotNotOpen
 from domain.payment import Payment
 from domain.rules import (
     BookingRules,
@@ -105,9 +122,9 @@ async def check_proposal(
             latest=latest.isoformat(),
         )
     if week_start(first_week, zone) <= now:
-        # This week: the teachers answer before the first week begins, and it has begun.
+        # This week has begun: W1 is booked as a whole week, from next week on.
         raise FirstWeekStarted(
-            "the first week has begun: the teachers would have no time to answer",
+            "the first week has begun: W1 is booked as a whole week, from next week on",
             first_week=first_week.isoformat(),
             began_at=week_start(first_week, zone).isoformat(),
             earliest=(this_week + WEEK).isoformat(),
@@ -130,7 +147,47 @@ async def propose(
         now=now,
         rules=rules,
     )
-    row = Contract(
+    row = _new_row(contract, ContractState.proposed, now)
+    session.add(row)
+    await session.flush()
+    return view_of(row, rules)
+
+
+async def create(
+    session: AsyncSession, contract: ContractInput, now: datetime, rules: BookingRules
+) -> Created:
+    """SD-7: the LP schedules the contract. It is active at once and W1 and W2 are booked with
+    both teachers, in one transaction; a role that cannot be booked keeps its reason."""
+    await check_proposal(
+        session,
+        student_id=contract.student_id,
+        chinese=contract.chinese,
+        foreign=contract.foreign,
+        first_week=contract.first_week,
+        weeks=contract.weeks,
+        course_type=contract.course_type,
+        now=now,
+        rules=rules,
+    )
+    row = _new_row(contract, ContractState.active, now)
+    session.add(row)
+    await session.flush()
+    weeks = [
+        await book_week(
+            session,
+            contract_id=row.id,
+            week=row.first_week + i * WEEK,
+            actor=contract.actor,
+            now=now,
+            rules=rules,
+        )
+        for i in range(min(WEEKS_AHEAD, row.weeks or WEEKS_AHEAD))
+    ]
+    return Created(view=view_of(row, rules), weeks=weeks)
+
+
+def _new_row(contract: ContractInput, state: ContractState, now: datetime) -> Contract:
+    return Contract(
         id=contract.contract_id,
         student_id=contract.student_id,
         chinese_teacher_id=contract.chinese.teacher_id,
@@ -142,19 +199,18 @@ async def propose(
         first_week=contract.first_week,
         weeks=contract.weeks,
         course_type=contract.course_type,
-        state=ContractState.proposed,
+        state=state,
         channel=contract.actor.channel.value,
         actor_id=contract.actor.id,
         created_at=now,
         updated_at=now,
     )
-    session.add(row)
-    await session.flush()
-    return view_of(row, rules)
 
 
 def view_of(row: Contract, rules: BookingRules) -> ContractView:
     view = ContractView.model_validate(row)
+    if row.state is not ContractState.proposed and row.chinese_agreed is row.foreign_agreed is None:
+        return view  # created with W1 and W2 booked: no answer to the whole contract
     return view.model_copy(
         update={"answer_by": week_start(row.first_week, rules.business_time_zone)}
     )
@@ -283,7 +339,9 @@ async def _book_role(
         contract_id=row.id,
         week=week,
         role=role,
+        teacher_id=teacher_id,
         start_at=start_at,
+        state=ContractWeekState.unbooked if class_id is None else ContractWeekState.booked,
         class_id=class_id,
         reason=reason,
         created_at=now,
@@ -365,11 +423,19 @@ async def close(
         raise ContractClosed("the contract is already closed", state=row.state.value, id=row.id)
     row.state, row.reason, row.updated_at = state, reason, now
     if state is ContractState.terminated:
+        await session.execute(
+            update(ContractWeek)
+            .where(
+                ContractWeek.contract_id == contract_id,
+                ContractWeek.state == ContractWeekState.awaiting,
+            )
+            .values(state=ContractWeekState.withdrawn, reason=reason or "contract terminated")
+        )
         future = await session.scalars(
             select(Class.id)
             .join(Timeslot, Timeslot.id == Class.timeslot_id)
             .where(
-                Timeslot.origin == flow_id(contract_id),
+                *_directed_at(contract_id),
                 Class.state == ClassState.booked,
                 Class.start_at > now,
             )
@@ -388,7 +454,7 @@ async def close(
         removed = await session.scalars(
             update(Timeslot)
             .where(
-                Timeslot.origin == flow_id(contract_id),
+                *_directed_at(contract_id),
                 Timeslot.state == TimeslotState.open,
                 Timeslot.start_at > now,
             )
@@ -432,3 +498,283 @@ async def weeks_of(session: AsyncSession, contract_id: int) -> list[WeekBooking]
         .order_by(ContractWeek.week, ContractWeek.role)
     )
     return [WeekBooking.model_validate(r) for r in rows]
+
+
+def _directed_at(contract_id: int) -> tuple[ColumnElement[bool], ...]:
+    """The contract's slots: those only it books (a slot given back to general inventory is no
+    longer the contract's, whoever books it)."""
+    return (Timeslot.direction == Direction.contract, Timeslot.direction_target == str(contract_id))
+
+
+async def offer_week(
+    session: AsyncSession,
+    *,
+    contract_id: int,
+    week: date,
+    actor: Actor,
+    now: datetime,
+    rules: BookingRules,
+) -> WeekOffer:
+    """SD-7: the week's two contract-directed slots, opened for the contract and offered to
+    their teachers, each answering before the week before it begins. A teacher whose time is
+    taken is recorded as that role's reason (`teacher_busy`), with nothing offered."""
+    row = await get_contract(session, contract_id, lock=True)
+    if row.state is not ContractState.active:
+        raise ContractClosed("the contract is not active", state=row.state.value, id=row.id)
+    zone = rules.business_time_zone
+    bookings = []
+    for role in Role:
+        done = await session.get(ContractWeek, (contract_id, week, role))
+        if done is None:
+            done = await _offer_role(session, row, role, week, actor, now, rules)
+        bookings.append(WeekBooking.model_validate(done))
+    return WeekOffer(
+        week=week,
+        bookings=bookings,
+        next_offer_at=week_start(week + WEEK - OFFER_AHEAD, zone),
+        ends_at=week_start(week + WEEK, zone),
+    )
+
+
+async def _offer_role(
+    session: AsyncSession,
+    row: Contract,
+    role: Role,
+    week: date,
+    actor: Actor,
+    now: datetime,
+    rules: BookingRules,
+) -> ContractWeek:
+    teacher_id, weekday, start = _weekly(row, role)
+    zone = rules.business_time_zone
+    done = ContractWeek(
+        contract_id=row.id,
+        week=week,
+        role=role,
+        teacher_id=teacher_id,
+        start_at=at(week, weekday, start, zone),
+        state=ContractWeekState.awaiting,
+        answer_by=week_start(week - ANSWER_AHEAD, zone),
+        created_at=now,
+    )
+    try:
+        async with session.begin_nested():
+            slot = await inventory.claim_at(
+                session,
+                teacher_id=teacher_id,
+                start_at=done.start_at,
+                state=TimeslotState.open,
+                direction=Direction.contract,
+                target=str(row.id),
+                origin=flow_id(row.id),
+                now=now,
+            )
+            await audit.record(
+                session, "timeslot", [slot.id], "opened", actor, now, origin=slot.origin
+            )
+            done.timeslot_id = slot.id
+    except DomainError as error:
+        done.state, done.answer_by, done.reason = ContractWeekState.unbooked, None, error.code
+    session.add(done)
+    await session.flush()
+    return done
+
+
+async def answer_week(
+    session: AsyncSession,
+    *,
+    contract_id: int,
+    answer: WeekAnswer,
+    now: datetime,
+    rules: BookingRules,
+) -> WeekBooking:
+    """TCH-6: a teacher's answer for their class of one week. Yes books the class on the
+    offered slot, paid with a credit (a booking that fails keeps its reason, and the slot goes
+    to general inventory); no gives the slot to general inventory."""
+    row = await get_contract(session, contract_id, lock=True)
+    done = await _awaiting_week(session, row, answer, now, lock=True)
+    assert done.timeslot_id is not None
+    role = done.role
+    done.answered_at = now
+    if answer.agree:
+        try:
+            async with session.begin_nested():
+                booked = await _book_offered(
+                    session, row, done.timeslot_id, answer.actor, now, rules
+                )
+                done.state, done.class_id = ContractWeekState.booked, booked.id
+        except DomainError as error:
+            done.state, done.reason = ContractWeekState.unbooked, error.code
+    else:
+        done.state = ContractWeekState.declined
+        done.reason = answer.reason or f"the {role.value} teacher declined"
+    if done.state is not ContractWeekState.booked:
+        await _release(session, done.timeslot_id, answer.actor, now)
+    await session.flush()
+    return WeekBooking.model_validate(done)
+
+
+async def check_week_answer(
+    session: AsyncSession, *, contract_id: int, answer: WeekAnswer, now: datetime
+) -> None:
+    """What refuses a teacher's answer before it reaches the flow (`answer_week` checks it
+    again, under lock)."""
+    row = await get_contract(session, contract_id)
+    await _awaiting_week(session, row, answer, now, lock=False)
+
+
+async def _awaiting_week(
+    session: AsyncSession, row: Contract, answer: WeekAnswer, now: datetime, *, lock: bool
+) -> ContractWeek:
+    """The teacher's week of this contract, still awaiting their answer, before its
+    deadline."""
+    role = _role_for_week(row, answer.teacher_id)
+    if row.state is not ContractState.active:
+        raise ContractClosed("the contract is not active", state=row.state.value, id=row.id)
+    done = await session.get(ContractWeek, (row.id, answer.week, role), with_for_update=lock)
+    if done is None:
+        raise NotFound("contract_week", f"{row.id}/{answer.week.isoformat()}/{role.value}")
+    if done.state is not ContractWeekState.awaiting:
+        raise ContractWeekAnswered(
+            "this week is no longer awaiting the teacher's answer",
+            contract_id=row.id,
+            week=answer.week.isoformat(),
+            role=role.value,
+            state=done.state.value,
+        )
+    assert done.answer_by is not None
+    if now >= done.answer_by:
+        raise ContractWeekAnswered(
+            "the answer deadline has passed",
+            contract_id=row.id,
+            week=answer.week.isoformat(),
+            role=role.value,
+            state=done.state.value,
+            answer_by=done.answer_by.isoformat(),
+        )
+    return done
+
+
+def _role_for_week(row: Contract, teacher_id: int) -> Role:
+    if teacher_id == row.chinese_teacher_id:
+        return Role.chinese
+    if teacher_id == row.foreign_teacher_id:
+        return Role.foreign
+    raise ContractWeekNotTheirs(
+        "a teacher answers only the weeks of the contracts they teach",
+        contract_id=row.id,
+        teacher_id=teacher_id,
+    )
+
+
+async def _book_offered(
+    session: AsyncSession,
+    row: Contract,
+    slot_id: int,
+    actor: Actor,
+    now: datetime,
+    rules: BookingRules,
+) -> Class:
+    slot = await session.scalar(
+        update(Timeslot)
+        .where(Timeslot.id == slot_id, Timeslot.state == TimeslotState.open, *_directed_at(row.id))
+        .values(state=TimeslotState.booked, updated_at=now)
+        .returning(Timeslot)
+    )
+    if slot is None:
+        raise SlotNotOpen("the offered slot is no longer open", timeslot_id=slot_id)
+    check_student_can_book(slot.start_at, now, rules)
+    charge = await ledger.charge_for(
+        session, row.student_id, row.course_type, Payment(), now, rules
+    )
+    return await classes.new_class(
+        session,
+        student_id=row.student_id,
+        slot=slot,
+        course_type=row.course_type,
+        charge=charge,
+        lesson=None,
+        actor=actor,
+        now=now,
+    )
+
+
+async def _release(session: AsyncSession, slot_id: int, actor: Actor, now: datetime) -> None:
+    """An offered slot nobody books for the contract becomes the teacher's general inventory."""
+    released = await session.scalar(
+        update(Timeslot)
+        .where(Timeslot.id == slot_id, Timeslot.state == TimeslotState.open)
+        .values(direction=Direction.general, direction_target=None, updated_at=now)
+        .returning(Timeslot.id)
+    )
+    if released is not None:
+        await audit.record(session, "timeslot", [released], "released", actor, now)
+
+
+async def expire_weeks(
+    session: AsyncSession, *, contract_id: int, actor: Actor, now: datetime
+) -> list[WeekBooking]:
+    """The weeks whose answer deadline has passed without an answer: expired, each slot given
+    to general inventory."""
+    await get_contract(session, contract_id, lock=True)
+    overdue = await session.scalars(
+        select(ContractWeek)
+        .where(
+            ContractWeek.contract_id == contract_id,
+            ContractWeek.state == ContractWeekState.awaiting,
+            ContractWeek.answer_by <= now,
+        )
+        .order_by(ContractWeek.week, ContractWeek.role)
+        .with_for_update()
+    )
+    expired = []
+    for done in list(overdue):
+        assert done.answer_by is not None and done.timeslot_id is not None
+        done.state = ContractWeekState.expired
+        done.reason = (
+            f"the {done.role.value} teacher did not answer by {done.answer_by.isoformat()}"
+        )
+        await _release(session, done.timeslot_id, actor, now)
+        expired.append(WeekBooking.model_validate(done))
+    await session.flush()
+    return expired
+
+
+async def weeks_awaiting(
+    session: AsyncSession, teacher_id: int, rules: BookingRules
+) -> list[TeacherWeek]:
+    """TCH-6: the contract weeks awaiting this teacher's answer, soonest deadline first, with
+    the times in the teacher's zone."""
+    teacher = await get_teacher(session, teacher_id)
+    zone = ZoneInfo(teacher.time_zone)
+    rows = await session.execute(
+        select(ContractWeek, Contract)
+        .join(Contract, Contract.id == ContractWeek.contract_id)
+        .where(
+            ContractWeek.teacher_id == teacher_id,
+            ContractWeek.state == ContractWeekState.awaiting,
+        )
+        .order_by(ContractWeek.answer_by, ContractWeek.start_at)
+    )
+    out = []
+    for done, row in rows.tuples():
+        assert done.answer_by is not None
+        _, weekday, start = _weekly(row, done.role)
+        local = done.start_at.astimezone(zone)
+        previous = at(done.week - WEEK, weekday, start, rules.business_time_zone).astimezone(zone)
+        out.append(
+            TeacherWeek(
+                contract_id=row.id,
+                student_id=row.student_id,
+                week=done.week,
+                role=done.role,
+                start_at=done.start_at,
+                answer_by=done.answer_by,
+                time_zone=teacher.time_zone,
+                local_start=local,
+                previous_local_start=previous,
+                local_time_moved=(local.weekday(), local.time())
+                != (previous.weekday(), previous.time()),
+            )
+        )
+    return out

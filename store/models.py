@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, ExcludeConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from domain.contract import ContractState, Role
+from domain.contract import ContractState, ContractWeekState, Role
 from domain.learning_progress import ProgressState
 from domain.overbooking import MatchSource, OverbookKind, OverbookState
 from domain.weekly import Weekday
@@ -479,16 +479,36 @@ class Contract(Base):
 
 
 class ContractWeek(Base):
-    """What became of one teacher's class in one contract week: its class, or the reason."""
+    """One teacher's class of one contract week: offered and awaiting the teacher's answer,
+    booked (its class), or why not (declined, expired, unbooked, withdrawn)."""
 
     __tablename__ = "contract_weeks"
+    __table_args__ = (
+        CheckConstraint("state <> 'booked' OR class_id IS NOT NULL", name="booked_has_class"),
+        CheckConstraint(
+            "state <> 'awaiting' OR (timeslot_id IS NOT NULL AND answer_by IS NOT NULL)",
+            name="awaiting_has_slot",
+        ),
+        # The teacher portal's list of weeks awaiting a teacher's answer.
+        Index(
+            "ix_contract_weeks_awaiting",
+            "teacher_id",
+            "answer_by",
+            postgresql_where=text("state = 'awaiting'"),
+        ),
+    )
 
     contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"), primary_key=True)
     week: Mapped[date] = mapped_column(primary_key=True)
     role: Mapped[Role] = mapped_column(_enum(Role), primary_key=True)
+    teacher_id: Mapped[int] = mapped_column(ForeignKey("teachers.id"))
     start_at: Mapped[datetime]
+    state: Mapped[ContractWeekState] = mapped_column(_enum(ContractWeekState))
+    timeslot_id: Mapped[int | None] = mapped_column(ForeignKey("timeslots.id"))
     class_id: Mapped[int | None] = mapped_column(ForeignKey("classes.id"))
-    reason: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    answer_by: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
 
 

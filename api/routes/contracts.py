@@ -1,5 +1,6 @@
-"""Dual-excellence contracts (双优合约): the LP proposes, each teacher agrees or declines, the
-LP terminates or books a make-up. Each contract is a workflow, contract-{id}."""
+"""Dual-excellence contracts (双优合约): the LP creates one (W1 and W2 booked), each teacher
+agrees to or declines each later week offered to them, the LP reads every week's state,
+terminates or books a make-up. Each contract is a workflow, contract-{id}."""
 
 from collections.abc import Awaitable, Callable
 from datetime import date
@@ -21,7 +22,9 @@ from domain.contract import (
     ContractState,
     ContractView,
     Role,
+    TeacherWeek,
     Termination,
+    WeekAnswer,
     WeekBooking,
     WeeklyTime,
 )
@@ -31,7 +34,7 @@ from store import contracts
 from workflows.common import FlowKind, search_attributes
 from workflows.contract import ContractWorkflow
 
-router = APIRouter(prefix="/v1/contracts", tags=["contracts"])
+router = APIRouter(prefix="/v1", tags=["contracts"])
 Said = TypeVar("Said", Answer, Termination)
 
 
@@ -59,16 +62,18 @@ class ContractOut(BaseModel):
 
 
 @router.post(
-    "",
+    "/contracts",
     status_code=201,
     **describe(
         Operation.propose_contract,
         ["TCH-6", "SD-7"],
-        "Propose a contract: a student with a Chinese and a foreign teacher, each at a weekly "
-        "local time (Asia/Shanghai), from first_week for `weeks` weeks or open-ended. Both "
-        "teachers answer before the first week begins (answer_by: its Monday 00:00 local), so "
-        "this week, already begun, is refused with 422 first_week_started: next week is the "
-        "earliest. Workflow id: contract-{id}.",
+        "Create a contract: a student with a Chinese and a foreign teacher, each at a weekly "
+        "local time (Asia/Shanghai), from first_week for `weeks` weeks or open-ended. It is "
+        "active at once, and W1 and W2 are booked with both teachers (each paid with a "
+        "credit; a role that cannot be booked keeps its reason: read the weeks with GET "
+        "/v1/contracts/{id}). Each later week is offered to its teachers two weeks ahead "
+        "(see /v1/teachers/{teacher_id}/contract-weeks). This week, already begun, is refused "
+        "with 422 first_week_started: next week is the earliest. Workflow id: contract-{id}.",
     ),
 )
 async def propose(
@@ -175,12 +180,13 @@ async def _answer(ctx: Context, contract_id: int, body: Reason, *, agree: bool) 
 
 
 @router.post(
-    "/{contract_id}/agree",
+    "/contracts/{contract_id}/agree",
     **describe(
         Operation.answer_contract,
         ["TCH-6", "SD-7"],
-        "One of the contract's teachers agrees. With both agreed, weeks W1 and W2 are booked "
-        "with both teachers at once (the answer shows the contract active).",
+        "Contracts proposed before weekly answers only (state `proposed`): one of the "
+        "contract's teachers agrees to the whole contract. With both agreed, weeks W1 and W2 "
+        "are booked with both teachers at once (the answer shows the contract active).",
     ),
 )
 async def agree(
@@ -190,9 +196,12 @@ async def agree(
 
 
 @router.post(
-    "/{contract_id}/decline",
+    "/contracts/{contract_id}/decline",
     **describe(
-        Operation.answer_contract, ["TCH-6"], "One of the contract's teachers declines: it ends."
+        Operation.answer_contract,
+        ["TCH-6"],
+        "Contracts proposed before weekly answers only (state `proposed`): one of the "
+        "contract's teachers declines the whole contract: it ends.",
     ),
 )
 async def decline(
@@ -202,12 +211,12 @@ async def decline(
 
 
 @router.post(
-    "/{contract_id}/terminate",
+    "/contracts/{contract_id}/terminate",
     **describe(
         Operation.terminate_contract,
         ["TCH-6", "SD-7"],
-        "The LP ends the contract: its future classes are cancelled and refunded in full, its "
-        "slots removed.",
+        "The LP ends the contract: its future classes are cancelled and refunded in full, the "
+        "weeks awaiting a teacher's answer withdrawn, its open slots removed.",
     ),
 )
 async def terminate(
@@ -223,7 +232,7 @@ async def terminate(
 
 
 @router.post(
-    "/{contract_id}/make-up",
+    "/contracts/{contract_id}/make-up",
     status_code=201,
     **describe(
         Operation.make_up_booking,
@@ -251,11 +260,13 @@ async def make_up(
 
 
 @router.get(
-    "/{contract_id}",
+    "/contracts/{contract_id}",
     **describe(
         Operation.read_contract,
         ["TCH-6", "SD-7"],
-        "A contract and every week's outcome per teacher: the class, or why it was not booked.",
+        "A contract and every week per teacher: its state (`awaiting` the teacher's answer "
+        "until answer_by, `booked` with its class, `declined`, `expired`, `unbooked` or "
+        "`withdrawn`, with the reason), the offered slot and when the teacher answered.",
     ),
 )
 async def read_contract(
@@ -275,3 +286,96 @@ async def read_contract(
         if ctx.actor.id not in {str(t) for t in role_teachers}:
             raise ForbiddenActor("a teacher reads their own contracts", actor_id=ctx.actor.id)
     return out
+
+
+def _teacher_of(ctx: Context) -> int:
+    """The teacher the portal is logged in as (-1: none, who teaches nothing)."""
+    return int(ctx.actor.id) if ctx.actor.id.isdecimal() and ctx.actor.id.isascii() else -1
+
+
+async def _answer_week(
+    ctx: Context, contract_id: int, week: date, body: Reason, *, agree: bool
+) -> WeekBooking:
+    answer = WeekAnswer(
+        actor=ctx.actor, teacher_id=_teacher_of(ctx), week=week, agree=agree, reason=body.reason
+    )
+
+    async def awaiting(session: AsyncSession) -> int:
+        await contracts.check_week_answer(
+            session, contract_id=contract_id, answer=answer, now=ctx.now
+        )
+        return contract_id
+
+    return await ctx.ask_running_flow(
+        body,
+        WeekBooking,
+        contracts.flow_id(contract_id),
+        ContractWorkflow.answer_week,
+        answer,
+        still_open=awaiting,
+        closed=ContractClosed("the contract is closed", id=contract_id),
+    )
+
+
+@router.post(
+    "/contracts/{contract_id}/weeks/{week}/agree",
+    **describe(
+        Operation.answer_contract,
+        ["TCH-6", "SD-7"],
+        "The teacher agrees to their class of one contract week (`week`: its Monday) offered "
+        "to them: the class is booked on the week's contract-directed slot, paid with a "
+        "credit. If it cannot be booked (the student busy, no credit), the week is `unbooked` "
+        "with that reason and the slot goes to general inventory. A week of a contract the "
+        "teacher does not teach is 409 contract_week_not_theirs; one no longer awaiting "
+        "their answer (answered, expired, withdrawn, or past answer_by) is 409 "
+        "contract_week_answered.",
+    ),
+)
+async def agree_week(
+    contract_id: IdParam,
+    week: date,
+    body: Reason,
+    ctx: Context = caller(Operation.answer_contract),
+) -> WeekBooking:
+    return await _answer_week(ctx, contract_id, week, body, agree=True)
+
+
+@router.post(
+    "/contracts/{contract_id}/weeks/{week}/decline",
+    **describe(
+        Operation.answer_contract,
+        ["TCH-6", "SD-7"],
+        "The teacher declines their class of one contract week: the week is `declined` with "
+        "the reason given, the slot goes to general inventory, and the contract goes on. "
+        "Refusals as for agree.",
+    ),
+)
+async def decline_week(
+    contract_id: IdParam,
+    week: date,
+    body: Reason,
+    ctx: Context = caller(Operation.answer_contract),
+) -> WeekBooking:
+    return await _answer_week(ctx, contract_id, week, body, agree=False)
+
+
+@router.get(
+    "/teachers/{teacher_id}/contract-weeks",
+    **describe(
+        Operation.read_contract_weeks,
+        ["TCH-6", "SD-7"],
+        "The contract weeks awaiting this teacher's answer, soonest deadline first: each "
+        "class's start in UTC and in the teacher's time zone, the week before's local start, "
+        "and local_time_moved when the teacher's clocks changed in between (the student's "
+        "time stays put).",
+    ),
+)
+async def awaiting_weeks(
+    teacher_id: IdParam, ctx: Context = caller(Operation.read_contract_weeks)
+) -> list[TeacherWeek]:
+    ctx.acts_for_teacher(teacher_id)
+
+    async def read(session: AsyncSession) -> list[TeacherWeek]:
+        return await contracts.weeks_awaiting(session, teacher_id, ctx.rules)
+
+    return await ctx.read(read)
