@@ -2,8 +2,8 @@
 actor checks (a parent acts only for their own student, the teacher portal only for its own
 teacher). A refusal is a 403 that changes nothing.
 
-covers: TCH-1, TCH-2, TCH-3, TCH-4, TCH-5, FM-2, FM-6, PAR-1, PAR-3, H5-1, H5-5, LP-2, LP-3, LP-6,
-LP-8, TMK-2, TMK-6, CC-2, CC-6, INT-1, TCH-7, CUR-2, CLS-1, PAR-2, H5-2
+covers: TCH-1, TCH-2, TCH-3, TCH-4, TCH-5, TCH-6, FM-2, FM-6, PAR-1, PAR-3, H5-1, H5-5, LP-2, LP-3,
+LP-6, LP-8, TMK-2, TMK-6, CC-2, CC-6, INT-1, TCH-7, CUR-2, CLS-1, PAR-2, H5-2
 """
 
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -70,6 +70,9 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/contracts/{contract_id}/terminate"): "terminate_contract",
     ("POST", "/v1/contracts/{contract_id}/make-up"): "make_up_booking",
     ("GET", "/v1/contracts/{contract_id}"): "read_contract",
+    ("POST", "/v1/contracts/{contract_id}/weeks/{week}/agree"): "answer_contract",
+    ("POST", "/v1/contracts/{contract_id}/weeks/{week}/decline"): "answer_contract",
+    ("GET", "/v1/teachers/{teacher_id}/contract-weeks"): "read_contract_weeks",
     ("PUT", "/v1/students/{student_id}/auto-booking-rule"): "save_booking_rules",
     ("GET", "/v1/students/{student_id}/auto-booking-rule"): "read_booking_rules",
     ("PUT", "/v1/students/{student_id}/exclusive-teacher"): "set_exclusive_teacher",
@@ -301,6 +304,11 @@ REQUESTS: dict[tuple[str, str], Callable[[World, int], Call]] = {
     ("GET", "/v1/teachers/{teacher_id}/penalties"): lambda w, i: (
         "GET",
         f"/v1/teachers/{w.teacher}/penalties",
+        {},
+    ),
+    ("GET", "/v1/teachers/{teacher_id}/contract-weeks"): lambda w, i: (
+        "GET",
+        f"/v1/teachers/{w.teacher}/contract-weeks",
         {},
     ),
     ("GET", "/v1/timeslots/{timeslot_id}/audit"): lambda w, i: (
@@ -625,6 +633,7 @@ async def test_the_teacher_portal_acts_only_for_its_own_teacher(
         # Their slot through my own route is not mine either (404, below), but naming their
         # teacher id is refused as an actor first.
         ("GET", f"/v1/classes/{w.their_class}", {}),
+        ("GET", f"/v1/teachers/{u}/contract-weeks", {}),
     ):
         await assert_forbidden_actor(api, db, method, url, me, **kw)
     for actor in ("abc", str(u), f"0{w.teacher}"):

@@ -46,7 +46,7 @@ from tests.helpers import (
     teacher,
 )
 from tests.test_class_request_flow import on_grid
-from tests.test_contract_flow import ZONE, answer, foreign_start, pair, proposal
+from tests.test_contract_flow import ZONE, foreign_start, pair, proposal
 from tests.test_overbooking_flow import start_in
 from tests.test_races import outcome
 from tests.test_teacher_cancel_flow import booked_class, teacher_cancels
@@ -362,8 +362,6 @@ async def test_a_make_up_racing_a_termination_books_nothing_on_a_terminated_cont
     first = next_week(await stack.now(), ZONE)
     r = await api.post("/v1/contracts", json=proposal(s, chinese, foreign, first), headers=LP)
     cid = r.json()["id"]
-    for t in (chinese, foreign):
-        assert (await answer(api, cid, t, "agree")).status_code == 200
     now = await stack.now()
     lp = Actor(channel=Channel.lp, id="lp-1")
 
@@ -442,9 +440,9 @@ async def test_eight_concurrent_first_saves_of_an_auto_booking_rule_all_succeed(
 
 
 async def test_a_contract_whose_first_week_has_begun_is_refused(stack: Stack, db: Sessions) -> None:
-    """TCH-6, SD-7: the teachers answer before the first week's Monday 00:00 (local). A
-    proposal whose first week has already begun would expire the moment it is made: refused
-    with 422 first_week_started (changing nothing); next week's Monday is the earliest."""
+    """TCH-6, SD-7: W1 is booked at creation as a whole week. A contract whose first week has
+    already begun (its Monday 00:00 local is past) is refused with 422 first_week_started
+    (changing nothing); next week's Monday is the earliest."""
     api = stack.api
     chinese, foreign = await pair(api)
     s = await student(api, credits={"major": 4})

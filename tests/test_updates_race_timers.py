@@ -20,18 +20,27 @@ from temporalio.worker import Worker
 
 from domain.channels import Actor, Channel
 from domain.contract import (
-    Answer,
-    AnswerContract,
+    ANSWER_AHEAD,
+    OFFER_AHEAD,
+    AnswerContractWeek,
     BookContractWeek,
     CloseContract,
     ContractInput,
     ContractState,
     ContractView,
+    ContractWeekState,
+    Created,
+    ExpireContractWeeks,
+    Expired,
     ProposeContract,
-    Started,
+    Role,
+    WeekAnswer,
+    WeekBooking,
     WeeklyTime,
+    WeekOffer,
     WeekOutcome,
 )
+from domain.rules import BookingRules
 from domain.teacher_cancel import (
     CancelByTeacher,
     CloseHold,
@@ -40,7 +49,7 @@ from domain.teacher_cancel import (
     HoldView,
     TeacherCancelInput,
 )
-from domain.weekly import Weekday
+from domain.weekly import WEEK, Weekday, week_start
 from domain.words import CourseType, HoldState
 from tests.conftest import STRICT_SANDBOX
 from workflows.contract import ContractWorkflow
@@ -50,6 +59,9 @@ from yueke.devstack import installed
 FIREMAN = Actor(channel=Channel.fireman, id="ops-1")
 SLOW_STEP = 5.0  # seconds of real time an update's activity takes
 REMAINING = timedelta(seconds=2)  # left on the timer when the update is sent (a busy machine)
+ZONE = BookingRules().business_time_zone
+FIRST_WEEK = date(2030, 1, 14)
+W3 = FIRST_WEEK + 2 * WEEK
 
 
 class Store:
@@ -143,8 +155,8 @@ async def test_an_extension_just_before_expiry_is_not_interleaved_with_the_expir
         assert [name for name, _ in store.calls].count("close") == 1
 
 
-def contract_view(proposed: ContractView | None, now: datetime, **changes: object) -> ContractView:
-    base = proposed or ContractView(
+def contract_view(now: datetime) -> ContractView:
+    return ContractView(
         id=1,
         student_id=1,
         chinese_teacher_id=1,
@@ -153,10 +165,10 @@ def contract_view(proposed: ContractView | None, now: datetime, **changes: objec
         foreign_teacher_id=2,
         foreign_weekday=Weekday.wednesday,
         foreign_start=time(18, 0),
-        first_week=date(2030, 1, 14),
-        weeks=4,
+        first_week=FIRST_WEEK,
+        weeks=3,
         course_type=CourseType.major,
-        state=ContractState.proposed,
+        state=ContractState.active,
         chinese_agreed=None,
         foreign_agreed=None,
         reason=None,
@@ -164,50 +176,74 @@ def contract_view(proposed: ContractView | None, now: datetime, **changes: objec
         actor_id="lp-1",
         created_at=now,
         updated_at=now,
-        answer_by=now + timedelta(days=2),
     )
-    return base.model_copy(update=changes)
+
+
+def w3_booking(role: Role, state: ContractWeekState) -> WeekBooking:
+    return WeekBooking(
+        week=W3,
+        role=role,
+        start_at=week_start(W3, ZONE),
+        class_id=1 if state is ContractWeekState.booked else None,
+        reason=None,
+        state=state,
+        timeslot_id=1,
+        answer_by=week_start(W3 - ANSWER_AHEAD, ZONE),
+    )
 
 
 def contract_doubles(store: Store) -> list[object]:
-    views: dict[str, ContractView] = {}
+    """W1 and W2 at creation, W3 offered when W1 begins."""
 
-    @activity.defn(name="propose_contract")
-    async def propose(step: ProposeContract) -> ContractView:
-        store.calls.append(("propose", step.now))
-        views["now"] = contract_view(None, step.now)
-        return views["now"]
+    @activity.defn(name="create_contract")
+    async def create(step: ProposeContract) -> Created:
+        store.calls.append(("create", step.now))
+        weeks = [
+            WeekOutcome(
+                week=week,
+                bookings=[],
+                next_booking_at=week_start(week - WEEK, ZONE),
+                ends_at=week_start(week + WEEK, ZONE),
+            )
+            for week in (FIRST_WEEK, FIRST_WEEK + WEEK)
+        ]
+        return Created(view=contract_view(step.now), weeks=weeks)
 
-    @activity.defn(name="record_contract_answer")
-    async def record(step: AnswerContract) -> ContractView:
+    @activity.defn(name="offer_contract_week")
+    async def offer(step: BookContractWeek) -> WeekOffer:
+        store.calls.append(("offer", step.week))
+        return WeekOffer(
+            week=step.week,
+            bookings=[w3_booking(r, ContractWeekState.awaiting) for r in Role],
+            next_offer_at=week_start(step.week + WEEK - OFFER_AHEAD, ZONE),
+            ends_at=week_start(step.week + WEEK, ZONE),
+        )
+
+    @activity.defn(name="answer_contract_week")
+    async def answer(step: AnswerContractWeek) -> WeekBooking:
         store.calls.append(("answer_started", step.answer.teacher_id))
         await asyncio.sleep(SLOW_STEP)
         store.calls.append(("answer_done", step.answer.teacher_id))
-        role = "chinese_agreed" if step.answer.teacher_id == 1 else "foreign_agreed"
-        views["now"] = views["now"].model_copy(update={role: step.agree})
-        return views["now"]
+        return w3_booking(Role.chinese, ContractWeekState.booked)
+
+    @activity.defn(name="expire_contract_weeks")
+    async def expire(step: ExpireContractWeeks) -> Expired:
+        store.calls.append(("expire", step.now))
+        return Expired(weeks=[w3_booking(Role.foreign, ContractWeekState.expired)])
 
     @activity.defn(name="close_contract")
     async def close(step: CloseContract) -> ContractView:
         store.calls.append(("close", step.state))
-        views["now"] = views["now"].model_copy(update={"state": step.state})
-        return views["now"]
+        return contract_view(step.now).model_copy(update={"state": step.state})
 
-    @activity.defn(name="start_contract")
-    async def start(step: BookContractWeek) -> Started:
-        store.calls.append(("start", step.week))
-        raise AssertionError("one teacher only answered: nothing to start")
-
-    @activity.defn(name="book_contract_week")
-    async def book(step: BookContractWeek) -> WeekOutcome:
-        raise AssertionError("nothing to book")
-
-    return [propose, record, close, start, book]
+    return [create, offer, answer, expire, close]
 
 
-async def test_an_answer_just_before_the_deadline_is_recorded_before_the_expiry(
+async def test_a_week_answer_just_before_its_deadline_is_recorded_before_the_expiry(
     env: WorkflowEnvironment,
 ) -> None:
+    """TCH-6: the Chinese teacher agrees to W3 seconds before its deadline; the expiry of
+    what is left (the foreign teacher's W3) comes after the answer's step, never during it."""
     store = Store()
     queue = f"race-{uuid.uuid4().hex[:8]}"
     async with Worker(
@@ -225,25 +261,32 @@ async def test_an_answer_just_before_the_deadline_is_recorded_before_the_expiry(
                 student_id=1,
                 chinese=WeeklyTime(teacher_id=1, weekday=Weekday.monday, start=time(18, 0)),
                 foreign=WeeklyTime(teacher_id=2, weekday=Weekday.wednesday, start=time(18, 0)),
-                first_week=date(2030, 1, 14),
-                weeks=4,
+                first_week=FIRST_WEEK,
+                weeks=3,
                 course_type=CourseType.major,
                 actor=lp,
             ),
             id=f"contract-race-{uuid.uuid4().hex[:6]}",
             task_queue=queue,
         )
-        proposed: ContractView = await handle.execute_update(ContractWorkflow.proposed)
-        assert proposed.answer_by is not None
-        await env.sleep(proposed.answer_by - await env.get_current_time() - REMAINING)
+        await handle.execute_update(ContractWorkflow.proposed)
+        answer_by = week_start(W3 - ANSWER_AHEAD, ZONE)
+        await env.sleep(answer_by - await env.get_current_time() - REMAINING)
         teacher = Actor(channel=Channel.teacher, id="1")
-        answered: ContractView = await handle.execute_update(
-            ContractWorkflow.agree, Answer(teacher_id=1, actor=teacher)
+        answered: WeekBooking = await handle.execute_update(
+            ContractWorkflow.answer_week,
+            WeekAnswer(teacher_id=1, actor=teacher, week=W3, agree=True),
         )
-        assert answered.chinese_agreed is True
+        assert answered.state is ContractWeekState.booked
 
         final: ContractView = await handle.result()
-        assert final.state is ContractState.expired
+        assert final.state is ContractState.finished
         steps = [name for name, _ in store.calls]
-        # The expiry comes after the answer's step, never during it.
-        assert steps == ["propose", "answer_started", "answer_done", "close"], store.calls
+        assert steps == [
+            "create",
+            "offer",
+            "answer_started",
+            "answer_done",
+            "expire",
+            "close",
+        ], store.calls

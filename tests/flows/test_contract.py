@@ -1,6 +1,6 @@
 """The dual-excellence contract flow (双优合约) with its store activities replaced by doubles:
-the answers and their deadline, the weekly loop that keeps two weeks booked ahead, the end of
-a fixed contract, continue-as-new of a long one, termination.
+creation with W1 and W2, each later week offered two weeks ahead, the teachers' answers and
+their deadline, the end of a fixed contract, continue-as-new of a long one, termination.
 
 covers: TCH-6, SD-7
 """
@@ -17,20 +17,26 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from domain.contract import (
-    Answer,
-    AnswerContract,
+    ANSWER_AHEAD,
+    OFFER_AHEAD,
+    AnswerContractWeek,
     BookContractWeek,
     CloseContract,
-    ContractClosed,
     ContractInput,
     ContractState,
     ContractView,
+    ContractWeekAnswered,
+    ContractWeekState,
+    Created,
+    ExpireContractWeeks,
+    Expired,
     ProposeContract,
     Role,
-    Started,
     Termination,
+    WeekAnswer,
     WeekBooking,
     WeeklyTime,
+    WeekOffer,
     WeekOutcome,
 )
 from domain.rules import BookingRules
@@ -43,42 +49,44 @@ from workflows.contract import ContractWorkflow
 ZONE = BookingRules().business_time_zone
 CHINESE, FOREIGN = 30, 40
 SECOND = timedelta(seconds=1)
-BOOK = "book_contract_week"
+OFFER, EXPIRE, ANSWER = "offer_contract_week", "expire_contract_weeks", "answer_contract_week"
 
 
 class FakeContracts:
-    """One contract as store.contracts keeps it: answers only while proposed, W1 and W2 at the
-    start, each week's outcome saying when the week after is due."""
+    """One contract as store.contracts keeps it: W1 and W2 booked at creation, each later week
+    offered to both teachers, answers only while a week awaits them, expiry at the deadline."""
 
     def __init__(self) -> None:
         self.calls = Calls()
         self.view: ContractView | None = None
         self.input: ContractInput | None = None
+        self.weeks: dict[tuple[date, Role], WeekBooking] = {}
         self.close_gate: asyncio.Event | None = None
 
-    def _outcome(self, week: date) -> WeekOutcome:
+    def _week(self, week: date, state: ContractWeekState) -> list[WeekBooking]:
         assert self.input is not None
-        bookings = [
-            WeekBooking(
-                week=week,
-                role=role,
-                start_at=at(week, slot.weekday.number, slot.start, ZONE),
-                class_id=week.toordinal() * 10 + i,
-                reason=None,
+        out = []
+        for i, (role, slot) in enumerate(
+            ((Role.chinese, self.input.chinese), (Role.foreign, self.input.foreign))
+        ):
+            booked = state is ContractWeekState.booked
+            out.append(
+                WeekBooking(
+                    week=week,
+                    role=role,
+                    start_at=at(week, slot.weekday.number, slot.start, ZONE),
+                    class_id=week.toordinal() * 10 + i if booked else None,
+                    reason=None,
+                    state=state,
+                    timeslot_id=week.toordinal() * 10 + i,
+                    answer_by=None if booked else week_start(week - ANSWER_AHEAD, ZONE),
+                )
             )
-            for i, (role, slot) in enumerate(
-                ((Role.chinese, self.input.chinese), (Role.foreign, self.input.foreign))
-            )
-        ]
-        return WeekOutcome(
-            week=week,
-            bookings=bookings,
-            next_booking_at=week_start(week - (WEEKS_AHEAD - 1) * WEEK, ZONE),
-            ends_at=week_start(week + WEEK, ZONE),
-        )
+        self.weeks |= {(b.week, b.role): b for b in out}
+        return out
 
-    @activity.defn(name="propose_contract")
-    async def propose(self, step: ProposeContract) -> ContractView:
+    @activity.defn(name="create_contract")
+    async def create(self, step: ProposeContract) -> Created:
         self.calls.note(step)
         c = self.input = step.contract
         self.view = ContractView(
@@ -93,7 +101,7 @@ class FakeContracts:
             first_week=c.first_week,
             weeks=c.weeks,
             course_type=c.course_type,
-            state=ContractState.proposed,
+            state=ContractState.active,
             chinese_agreed=None,
             foreign_agreed=None,
             reason=None,
@@ -101,35 +109,55 @@ class FakeContracts:
             actor_id=c.actor.id,
             created_at=step.now,
             updated_at=step.now,
-            answer_by=week_start(c.first_week, ZONE),
         )
-        return self.view
+        weeks = [c.first_week + i * WEEK for i in range(min(WEEKS_AHEAD, c.weeks or WEEKS_AHEAD))]
+        outcomes = [
+            WeekOutcome(
+                week=week,
+                bookings=self._week(week, ContractWeekState.booked),
+                next_booking_at=week_start(week - (WEEKS_AHEAD - 1) * WEEK, ZONE),
+                ends_at=week_start(week + WEEK, ZONE),
+            )
+            for week in weeks
+        ]
+        return Created(view=self.view, weeks=outcomes)
 
-    @activity.defn(name="record_contract_answer")
-    async def answer(self, step: AnswerContract) -> ContractView:
+    @activity.defn(name=OFFER)
+    async def offer(self, step: BookContractWeek) -> WeekOffer:
         self.calls.note(step)
-        assert self.view is not None
-        if self.view.state is not ContractState.proposed:
-            raise refusal(ContractClosed("not waiting for answers", state=self.view.state.value))
-        role = "chinese" if step.answer.teacher_id == CHINESE else "foreign"
-        changes: dict[str, object] = {f"{role}_agreed": step.agree}
-        if not step.agree:
-            changes |= {"state": ContractState.declined, "reason": step.answer.reason}
-        self.view = self.view.model_copy(update=changes)
-        return self.view
+        return WeekOffer(
+            week=step.week,
+            bookings=self._week(step.week, ContractWeekState.awaiting),
+            next_offer_at=week_start(step.week + WEEK - OFFER_AHEAD, ZONE),
+            ends_at=week_start(step.week + WEEK, ZONE),
+        )
 
-    @activity.defn(name="start_contract")
-    async def start(self, step: BookContractWeek) -> Started:
+    @activity.defn(name=ANSWER)
+    async def answer(self, step: AnswerContractWeek) -> WeekBooking:
         self.calls.note(step)
-        assert self.view is not None and self.input is not None
-        self.view = self.view.model_copy(update={"state": ContractState.active})
-        weeks = min(WEEKS_AHEAD, self.input.weeks or WEEKS_AHEAD)
-        return Started(weeks=[self._outcome(step.week + i * WEEK) for i in range(weeks)])
+        role = Role.chinese if step.answer.teacher_id == CHINESE else Role.foreign
+        week = self.weeks[(step.answer.week, role)]
+        if week.state is not ContractWeekState.awaiting:
+            raise refusal(ContractWeekAnswered("not awaiting", state=week.state.value))
+        state = ContractWeekState.booked if step.answer.agree else ContractWeekState.declined
+        self.weeks[(week.week, role)] = week = week.model_copy(
+            update={"state": state, "answered_at": step.now}
+        )
+        return week
 
-    @activity.defn(name=BOOK)
-    async def book(self, step: BookContractWeek) -> WeekOutcome:
+    @activity.defn(name=EXPIRE)
+    async def expire(self, step: ExpireContractWeeks) -> Expired:
         self.calls.note(step)
-        return self._outcome(step.week)
+        overdue = [
+            w
+            for w in self.weeks.values()
+            if w.state is ContractWeekState.awaiting
+            and w.answer_by is not None
+            and w.answer_by <= step.now
+        ]
+        for w in overdue:
+            self.weeks[(w.week, w.role)] = w.model_copy(update={"state": ContractWeekState.expired})
+        return Expired(weeks=[self.weeks[(w.week, w.role)] for w in overdue])
 
     @activity.defn(name="close_contract")
     async def close(self, step: CloseContract) -> ContractView:
@@ -141,7 +169,7 @@ class FakeContracts:
         return self.view
 
     def activities(self) -> list[Callable[..., Any]]:
-        return [self.propose, self.answer, self.start, self.book, self.close]
+        return [self.create, self.offer, self.answer, self.expire, self.close]
 
 
 @pytest.fixture
@@ -152,7 +180,7 @@ def store() -> FakeContracts:
 Handle = WorkflowHandle[ContractWorkflow, ContractView | None]
 
 
-async def propose(
+async def create(
     env: WorkflowEnvironment, queue: str, *, weeks: int | None, weeks_per_run: int = 26
 ) -> tuple[Handle, ContractView]:
     """A contract whose first week begins two weeks after this one."""
@@ -174,44 +202,68 @@ async def propose(
     return handle, await handle.execute_update(ContractWorkflow.proposed)
 
 
-def teacher(teacher_id: int) -> Answer:
+def teacher(teacher_id: int, week: date, *, agree: bool = True) -> WeekAnswer:
     actor = ACTOR.model_copy(update={"channel": "teacher", "id": str(teacher_id)})
-    return Answer(actor=actor, teacher_id=teacher_id)
-
-
-async def both_agree(handle: Handle) -> ContractView:
-    await handle.execute_update(ContractWorkflow.agree, teacher(CHINESE))
-    return await handle.execute_update(ContractWorkflow.agree, teacher(FOREIGN))
-
-
-def booked_weeks(store: FakeContracts) -> list[tuple[date, datetime]]:
-    return [(c.step.week, c.now) for c in store.calls.of(BOOK)]
+    return WeekAnswer(actor=actor, teacher_id=teacher_id, week=week, agree=agree)
 
 
 def near(moment: datetime, expected: datetime) -> bool:
     return expected <= moment < expected + SECOND
 
 
-async def test_a_fixed_contract_keeps_two_weeks_booked_and_finishes_after_its_last(
+async def test_a_fixed_contract_offers_each_later_week_and_finishes_after_its_last(
     time_skipping: WorkflowEnvironment, store: FakeContracts
 ) -> None:
-    """covers: TCH-6, SD-7. Four weeks: W1 and W2 at the second yes; W3 when W1 begins, W4
-    when W2 begins; finished when W4 is over."""
+    """covers: TCH-6, SD-7. Four weeks: W1 and W2 at creation; W3 offered when W1 begins, W4
+    when W2 begins; each expires unanswered when the week before it begins; finished when W4
+    is over."""
     async with running(time_skipping, ContractWorkflow, store.activities()) as queue:
-        handle, proposed = await propose(time_skipping, queue, weeks=4)
-        active = await both_agree(handle)
-        assert active.state is ContractState.active
+        handle, created = await create(time_skipping, queue, weeks=4)
+        assert created.state is ContractState.active and created.answer_by is None
         result = await handle.result()
 
-    w1 = proposed.first_week
-    assert len(store.calls.of("start_contract")) == 1
-    booked = booked_weeks(store)
-    assert [week for week, _ in booked] == [w1 + 2 * WEEK, w1 + 3 * WEEK]
-    for (week, when), begins in zip(booked, (w1, w1 + WEEK), strict=True):
-        assert near(when, week_start(begins, ZONE)), (week, when)
+    w1 = created.first_week
+    offers = store.calls.of(OFFER)
+    assert [c.step.week for c in offers] == [w1 + 2 * WEEK, w1 + 3 * WEEK]
+    for call, begins in zip(offers, (w1, w1 + WEEK), strict=True):
+        assert near(call.now, week_start(begins, ZONE)), call
+    expiries = store.calls.of(EXPIRE)
+    assert [c.now.date() for c in expiries] == [
+        week_start(w1 + WEEK, ZONE).date(),
+        week_start(w1 + 2 * WEEK, ZONE).date(),
+    ]
+    assert {w.state for w in store.weeks.values() if w.week >= w1 + 2 * WEEK} == {
+        ContractWeekState.expired
+    }
     [close] = store.calls.of("close_contract")
     assert close.step.state is ContractState.finished
     assert near(close.now, week_start(w1 + 4 * WEEK, ZONE))
+    assert result is not None and result.state is ContractState.finished
+
+
+async def test_a_teachers_answer_is_recorded_by_the_flow_and_returned(
+    time_skipping: WorkflowEnvironment, store: FakeContracts
+) -> None:
+    """covers: TCH-6. W3 offered: the Chinese teacher agrees (booked), the foreign teacher
+    declines; a second answer gets the store's refusal; nothing is left to expire."""
+    async with running(time_skipping, ContractWorkflow, store.activities()) as queue:
+        handle, created = await create(time_skipping, queue, weeks=3)
+        w3 = created.first_week + 2 * WEEK
+        await skip_to(time_skipping, week_start(created.first_week, ZONE) + SECOND)
+        await store.calls.wait_for(OFFER)
+        booked = await handle.execute_update(ContractWorkflow.answer_week, teacher(CHINESE, w3))
+        assert booked.state is ContractWeekState.booked
+        declined = await handle.execute_update(
+            ContractWorkflow.answer_week, teacher(FOREIGN, w3, agree=False)
+        )
+        assert declined.state is ContractWeekState.declined
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(ContractWorkflow.answer_week, teacher(CHINESE, w3))
+        cause = refused.value.cause
+        assert isinstance(cause, ApplicationError) and cause.type == "contract_week_answered"
+        assert (await handle.query(ContractWorkflow.state)).awaiting_weeks == []
+        result = await handle.result()
+    assert store.calls.of(EXPIRE) == []
     assert result is not None and result.state is ContractState.finished
 
 
@@ -220,25 +272,25 @@ async def test_a_one_week_contract_books_one_week_and_finishes_when_it_is_over(
 ) -> None:
     """covers: TCH-6, SD-7"""
     async with running(time_skipping, ContractWorkflow, store.activities()) as queue:
-        handle, proposed = await propose(time_skipping, queue, weeks=1)
-        await both_agree(handle)
+        handle, created = await create(time_skipping, queue, weeks=1)
         result = await handle.result()
-    assert store.calls.of(BOOK) == []
+    assert store.calls.of(OFFER) == []
+    assert len(store.weeks) == 2
     [close] = store.calls.of("close_contract")
-    assert near(close.now, week_start(proposed.first_week + WEEK, ZONE))
+    assert near(close.now, week_start(created.first_week + WEEK, ZONE))
     assert result is not None and result.state is ContractState.finished
 
 
-async def test_a_long_contract_continues_as_new_and_carries_its_progress(
+async def test_a_long_contract_continues_as_new_with_the_weeks_awaiting(
     time_skipping: WorkflowEnvironment, store: FakeContracts
 ) -> None:
-    """covers: TCH-6, SD-7. An open-ended contract with two weeks per run: after W3 and W4 the
-    run continues as new; the next run knows four weeks are booked and books W5 on time."""
+    """covers: TCH-6, SD-7. An open-ended contract with two weeks offered per run: after W3 and
+    W4 the run continues as new; the next run knows W4 awaits its answer, expires it on time
+    and offers W5."""
     client = time_skipping.client
     async with running(time_skipping, ContractWorkflow, store.activities()) as queue:
-        first, proposed = await propose(time_skipping, queue, weeks=None, weeks_per_run=2)
-        await both_agree(first)
-        w1 = proposed.first_week
+        first, created = await create(time_skipping, queue, weeks=None, weeks_per_run=2)
+        w1 = created.first_week
         await skip_to(time_skipping, week_start(w1 + WEEK, ZONE) + SECOND)
         latest = client.get_workflow_handle_for(ContractWorkflow.run, first.id)
         assert (await latest.describe()).run_id != first.first_execution_run_id
@@ -247,83 +299,42 @@ async def test_a_long_contract_continues_as_new_and_carries_its_progress(
 
         carried = await latest.query(ContractWorkflow.state)
         assert (carried.weeks_booked, carried.next_week) == (4, w1 + 4 * WEEK)
-        assert [b.week for b in carried.recent_weeks][-2:] == [w1 + 3 * WEEK] * 2
+        assert [(w.week, w.state) for w in carried.awaiting_weeks] == [
+            (w1 + 3 * WEEK, ContractWeekState.awaiting)
+        ] * 2
 
         await skip_to(time_skipping, week_start(w1 + 2 * WEEK, ZONE) + SECOND)
         ended = await latest.execute_update(ContractWorkflow.terminate, Termination(actor=ACTOR))
         result = await latest.result()
 
-    booked = store.calls.of(BOOK)
-    assert [c.step.week for c in booked] == [w1 + 2 * WEEK, w1 + 3 * WEEK, w1 + 4 * WEEK]
-    assert near(booked[2].now, week_start(w1 + 2 * WEEK, ZONE))
-    assert booked[0].run_id == booked[1].run_id != booked[2].run_id
+    offers = store.calls.of(OFFER)
+    assert [c.step.week for c in offers] == [w1 + 2 * WEEK, w1 + 3 * WEEK, w1 + 4 * WEEK]
+    assert near(offers[2].now, week_start(w1 + 2 * WEEK, ZONE))
+    assert offers[0].run_id == offers[1].run_id != offers[2].run_id
+    assert store.weeks[(w1 + 3 * WEEK, Role.foreign)].state is ContractWeekState.expired
     assert ended.state is ContractState.terminated
     assert result is not None and result.state is ContractState.terminated
-
-
-async def test_an_unanswered_contract_expires_when_its_first_week_begins(
-    time_skipping: WorkflowEnvironment, store: FakeContracts
-) -> None:
-    """covers: TCH-6. One yes is not enough; nothing is booked."""
-    async with running(time_skipping, ContractWorkflow, store.activities()) as queue:
-        handle, proposed = await propose(time_skipping, queue, weeks=4)
-        await handle.execute_update(ContractWorkflow.agree, teacher(FOREIGN))
-        result = await handle.result()
-    assert proposed.answer_by == week_start(proposed.first_week, ZONE)
-    [close] = store.calls.of("close_contract")
-    assert close.step.state is ContractState.expired
-    assert near(close.now, proposed.answer_by)
-    assert store.calls.of("start_contract") == [] and store.calls.of(BOOK) == []
-    assert result is not None and result.state is ContractState.expired
-
-
-async def test_one_no_ends_the_contract_and_later_answers_are_refused(
-    time_skipping: WorkflowEnvironment, store: FakeContracts
-) -> None:
-    """covers: TCH-6"""
-    async with running(time_skipping, ContractWorkflow, store.activities()) as queue:
-        handle, _ = await propose(time_skipping, queue, weeks=4)
-        declined = await handle.execute_update(ContractWorkflow.decline, teacher(CHINESE))
-        assert declined.state is ContractState.declined
-        result = await handle.result()
-    assert store.calls.names() == ["propose_contract", "record_contract_answer"]
-    assert result is not None and result.state is ContractState.declined
-
-
-async def test_only_the_contracts_teachers_answer(
-    time_skipping: WorkflowEnvironment, store: FakeContracts
-) -> None:
-    """covers: TCH-6"""
-    async with running(time_skipping, ContractWorkflow, store.activities()) as queue:
-        handle, _ = await propose(time_skipping, queue, weeks=4)
-        with pytest.raises(WorkflowUpdateFailedError) as refused:
-            await handle.execute_update(ContractWorkflow.agree, teacher(99))
-        cause = refused.value.cause
-        assert isinstance(cause, ApplicationError) and cause.type == "not_contract_teacher"
-        await handle.terminate()
-    assert store.calls.of("record_contract_answer") == []
 
 
 async def test_terminating_between_weeks_stops_the_loop_at_once(
     time_skipping: WorkflowEnvironment, store: FakeContracts
 ) -> None:
     """covers: TCH-6. Terminated in the week before W1: closed then, and W3, due when W1
-    begins, is never booked."""
+    begins, is never offered."""
     async with running(time_skipping, ContractWorkflow, store.activities()) as queue:
-        handle, proposed = await propose(time_skipping, queue, weeks=10)
-        await both_agree(handle)
-        middle = week_start(proposed.first_week, ZONE) - timedelta(days=3)
+        handle, created = await create(time_skipping, queue, weeks=10)
+        middle = week_start(created.first_week, ZONE) - timedelta(days=3)
         await skip_to(time_skipping, middle)
         ended = await handle.execute_update(ContractWorkflow.terminate, Termination(actor=ACTOR))
         await handle.result()
-    assert store.calls.of(BOOK) == []
+    assert store.calls.of(OFFER) == []
     [close] = store.calls.of("close_contract")
     assert close.step.state is ContractState.terminated
     assert near(close.now, middle)
     assert ended.state is ContractState.terminated
 
 
-async def answer_in_time(handle: Handle, update: "asyncio.Task[ContractView]") -> ContractView:
+async def answer_in_time(handle: Handle, update: "asyncio.Task[Any]") -> Any:
     """The update's answer within a few seconds, and the flow over; else the flow hangs."""
     done, _ = await asyncio.wait([update], timeout=3)
     if not done:
@@ -336,31 +347,32 @@ async def answer_in_time(handle: Handle, update: "asyncio.Task[ContractView]") -
     return update.result()
 
 
-@pytest.mark.parametrize("update", ["agree", "terminate"])
-async def test_an_update_arriving_while_the_expiry_is_recorded_is_refused(
-    time_skipping: WorkflowEnvironment, store: FakeContracts, update: str
+async def test_a_week_answer_arriving_while_the_termination_is_recorded_is_refused(
+    time_skipping: WorkflowEnvironment, store: FakeContracts
 ) -> None:
-    """covers: TCH-6. The first week began without both answers; while the flow records the
-    expiry, a teacher's yes or the LP's termination arrives (both validators still see a
-    proposed contract). The caller should hear contract_closed and the flow end expired."""
-    store.close_gate = asyncio.Event()
+    """covers: TCH-6. W3 awaits its answers; while the flow records the LP's termination, a
+    teacher's yes arrives. The teacher should hear contract_closed, the flow end terminated."""
     async with running(time_skipping, ContractWorkflow, store.activities()) as queue:
-        handle, proposed = await propose(time_skipping, queue, weeks=4)
-        assert proposed.answer_by is not None
-        await skip_to(time_skipping, proposed.answer_by + SECOND)
+        handle, created = await create(time_skipping, queue, weeks=4)
+        w3 = created.first_week + 2 * WEEK
+        await skip_to(time_skipping, week_start(created.first_week, ZONE) + SECOND)
+        await store.calls.wait_for(OFFER)
+        store.close_gate = asyncio.Event()
+        ending = asyncio.create_task(
+            handle.execute_update(ContractWorkflow.terminate, Termination(actor=ACTOR))
+        )
         await store.calls.wait_for("close_contract")
         late = asyncio.create_task(
-            handle.execute_update(ContractWorkflow.agree, teacher(CHINESE))
-            if update == "agree"
-            else handle.execute_update(ContractWorkflow.terminate, Termination(actor=ACTOR))
+            handle.execute_update(ContractWorkflow.answer_week, teacher(CHINESE, w3))
         )
         await asyncio.sleep(0.5)
         store.close_gate.set()
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await answer_in_time(handle, late)
+        assert (await ending).state is ContractState.terminated
     cause = refused.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == "contract_closed"
-    assert store.view is not None and store.view.state is ContractState.expired
+    assert store.calls.of(ANSWER) == []
 
 
 async def test_a_termination_arriving_while_the_contract_finishes_is_answered(
@@ -370,10 +382,9 @@ async def test_a_termination_arriving_while_the_contract_finishes_is_answered(
     termination, accepted because the contract still looks active, should be answered
     (refused as contract_closed) and the flow end finished."""
     async with running(time_skipping, ContractWorkflow, store.activities()) as queue:
-        handle, proposed = await propose(time_skipping, queue, weeks=1)
-        await both_agree(handle)
+        handle, created = await create(time_skipping, queue, weeks=1)
         store.close_gate = asyncio.Event()
-        await skip_to(time_skipping, week_start(proposed.first_week + WEEK, ZONE) + SECOND)
+        await skip_to(time_skipping, week_start(created.first_week + WEEK, ZONE) + SECOND)
         await store.calls.wait_for("close_contract")
         late = asyncio.create_task(
             handle.execute_update(ContractWorkflow.terminate, Termination(actor=ACTOR))
