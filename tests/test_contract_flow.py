@@ -466,3 +466,47 @@ async def test_bad_proposals_are_refused_and_change_nothing(stack: Stack, db: Se
     r = await api.post("/v1/contracts/424242/terminate", json={}, headers=LP)
     assert (r.status_code, r.json()["code"]) == (404, "contract_not_found")
     assert await snapshot(db) == before
+
+
+async def test_answers_racing_each_other_and_the_termination_book_at_most_once(
+    stack: Stack, db: Sessions
+) -> None:
+    """TCH-6 (race, through the API): the Chinese teacher's yes sent three times at once for W3
+    books one class (the others hear contract_week_answered); the foreign teacher's yes sent
+    together with the LP's termination either books and is then refunded, or is refused, and
+    leaves no live contract class ahead. Balances equal the ledger."""
+    api = stack.api
+    chinese, foreign = await pair(api)
+    s = await student(api, credits={"major": 20})
+    first = next_week(await stack.now(), ZONE)
+    w3 = first + 2 * WEEK
+    cid = (await create(api, s, chinese, foreign, first))["id"]
+    await skip_to(stack, week_start(first, ZONE) + timedelta(minutes=1))
+    await until_week(api, cid, w3, "awaiting")
+
+    answers = await asyncio.gather(*(answer_week(api, cid, w3, chinese, "agree") for _ in range(3)))
+    outcomes = sorted((r.status_code, r.json().get("state") or r.json()["code"]) for r in answers)
+    assert outcomes == [
+        (200, "booked"),
+        (409, "contract_week_answered"),
+        (409, "contract_week_answered"),
+    ]
+    assert (await balances(api, s))["credits"] == {"major": 15}
+
+    yes, ended = await asyncio.gather(
+        answer_week(api, cid, w3, foreign, "agree"),
+        api.post(f"/v1/contracts/{cid}/terminate", json={}, headers=LP),
+    )
+    assert (ended.status_code, ended.json()["state"]) == (200, "terminated"), ended.text
+    assert (yes.status_code, yes.json().get("state") or yes.json()["code"]) in (
+        (200, "booked"),
+        (409, "contract_closed"),
+    ), yes.text
+    now = await stack.now()
+    classes = (await api.get(f"/v1/students/{s}/classes", headers=LP)).json()
+    ahead = [c for c in classes if datetime.fromisoformat(c["start_at"]) > now]
+    assert ahead and all(c["state"] == "cancelled" and c["refunded"] for c in ahead)
+    assert (await weeks(api, cid))[(str(w3), "foreign")]["state"] in ("booked", "withdrawn")
+    spent = sum(1 for c in classes if c["state"] != "cancelled")
+    assert (await balances(api, s))["credits"] == {"major": 20 - spent}
+    await assert_money_consistent(db)
