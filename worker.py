@@ -27,6 +27,7 @@ from activities.fake_cancel import FakeCancelActivities
 from activities.operation_key_cleanup import OperationKeyActivities
 from activities.overbooking import OverbookedClassActivities, TeacherReservationActivities
 from activities.teacher_cancel import TeacherCancelActivities
+from activities.webhook_delivery import WebhookActivities
 from store.db import Sessions, create_engine, sessions
 from workflows.auto_booking import WeeklyBookingWorkflow
 from workflows.class_request import ClassRequestWorkflow
@@ -37,6 +38,7 @@ from workflows.operation_key_cleanup import OperationKeyCleanupWorkflow
 from workflows.overbooked_class import OverbookedClassWorkflow
 from workflows.teacher_cancel import TeacherCancelHoldWorkflow
 from workflows.teacher_reservation import TeacherReservationWorkflow
+from workflows.webhook_delivery import WebhookDeliveryWorkflow
 from yueke import schedules, telemetry
 from yueke.settings import Settings
 from yueke.temporal import connect_when_up
@@ -52,6 +54,7 @@ WORKFLOWS: list[type] = [
     TeacherReservationWorkflow,
     OperationKeyCleanupWorkflow,
     FakeCancelWorkflow,
+    WebhookDeliveryWorkflow,
 ]
 
 ACTIVITY_CLASSES: list[type[StoreActivities]] = [
@@ -63,6 +66,7 @@ ACTIVITY_CLASSES: list[type[StoreActivities]] = [
     TeacherReservationActivities,
     OperationKeyActivities,
     FakeCancelActivities,
+    WebhookActivities,
 ]
 
 
@@ -90,9 +94,9 @@ def build_worker(client: Client, db: Sessions, settings: Settings, **options: An
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> None:
-    """Register StudentId, TeacherId (a keyword list), Channel and Flow where the server lets
-    us (dev server, self-hosted cluster); on Temporal Cloud they are added in its console
-    instead.
+    """Register StudentId, TeacherId (a keyword list), Channel, Flow and WebhookState where the
+    server lets us (dev server, self-hosted cluster); on Temporal Cloud they are added in its
+    console instead.
 
     One registered with another type (TeacherId as Keyword) is removed and added again with
     ours, because the server refuses a flow whose value does not fit the registered type (a

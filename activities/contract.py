@@ -85,6 +85,7 @@ class ContractActivities(StoreActivities):
                 teacher_id=step.answer.teacher_id,
                 agree=step.agree,
                 reason=step.answer.reason,
+                actor=step.answer.actor,
                 now=step.now,
                 rules=self.rules,
             )

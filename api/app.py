@@ -22,6 +22,7 @@ from api.routes import (
     classes,
     contracts,
     dino_home,
+    events,
     fake_cancels,
     finish,
     flows,
@@ -36,6 +37,7 @@ from api.routes import (
     stone_campaigns,
     teacher_cancels,
     timeslots,
+    webhooks,
     weekly_booking,
 )
 from store.db import create_engine, sessions
@@ -118,6 +120,8 @@ def create_app(
         stone_campaigns,
         open_classes,
         flows,
+        events,
+        webhooks,
     ):
         app.include_router(module.router)
     metrics.install(app)

@@ -20,6 +20,7 @@ from api.flows import Flows
 from api.schemas import ERROR_RESPONSES
 from domain.channels import ALLOWED, PARENTS, Actor, Channel, Operation
 from domain.errors import DomainError, FlowClosed, Forbidden, ForbiddenActor, Unauthenticated
+from domain.events import DeliveryPolicy
 from domain.rules import BookingRules
 from store import operation_keys
 from store.db import Sessions
@@ -56,6 +57,9 @@ class Context:
     flows: Flows
     path: str
     idempotency_key: str | None
+    # How webhook flows deliver, and whether flows set search attributes (settings).
+    webhooks: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    tag_flows: bool = True
     _after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def acts_for_student(self, student_id: int) -> None:
@@ -75,6 +79,15 @@ class Context:
         if self.actor.channel not in PARENTS:
             return None
         return int(self.actor.id) if self.actor.id.isdecimal() and self.actor.id.isascii() else 0
+
+    @property
+    def portals_teacher(self) -> int | None:
+        """The one teacher the teacher portal acts for (0, nobody, if its actor id is not a
+        teacher id); None for the other channels."""
+        if self.actor.channel is not Channel.teacher:
+            return None
+        own = self.actor.id
+        return int(own) if own.isdecimal() and own.isascii() and int(own) < 2**63 else 0
 
     def acts_for_teacher(self, teacher_id: int | None) -> None:
         """The teacher portal acts only for the teacher logged in."""
@@ -285,6 +298,8 @@ def allowed(operation: Operation) -> Callable[..., Awaitable[Context]]:
             flows=state.flows,
             path=request.url.path,
             idempotency_key=idempotency_key,
+            webhooks=state.settings.webhooks,
+            tag_flows=state.settings.temporal_search_attributes,
         )
 
     return dependency

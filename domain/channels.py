@@ -94,6 +94,8 @@ class Operation(StrEnum):
     book_open_class = "book_open_class"
     buy_replay = "buy_replay"
     read_replays = "read_replays"
+    read_events = "read_events"
+    manage_webhooks = "manage_webhooks"
 
 
 _STAFF_BOOKERS = frozenset(
@@ -188,6 +190,10 @@ ALLOWED: dict[Operation, frozenset[Channel]] = {
     Operation.book_open_class: PARENTS | {Channel.classroom},
     Operation.buy_replay: PARENTS | {Channel.classroom},
     Operation.read_replays: EVERYONE - {Channel.teacher},
+    # The event feed: parents see their student's events, the teacher portal its teacher's,
+    # staff everything; webhooks are the staff channels' own.
+    Operation.read_events: EVERYONE,
+    Operation.manage_webhooks: EVERYONE - PARENTS - {Channel.teacher},
 }
 
 # The channels that sell each product line (INT-1): only their bookings may name the product,

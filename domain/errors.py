@@ -370,3 +370,21 @@ class OpenClassNotOver(DomainError):
 
 class ReplayAlreadyBought(DomainError):
     code = "replay_already_bought"
+
+
+class BadCursor(Invalid):
+    """An event feed cursor that the feed did not give (`<xid>-<id>`)."""
+
+    code = "bad_cursor"
+
+
+class UnknownEventType(Invalid):
+    """An event type not in the feed's list (docs/events.md)."""
+
+    code = "unknown_event_type"
+
+
+class WebhookUrlRefused(Invalid):
+    """Webhooks go only to http(s) URLs with a host (docs/events.md, SSRF)."""
+
+    code = "webhook_url_refused"

@@ -1,4 +1,5 @@
-"""The audit trail: one row per change to a class or timeslot, in the changing transaction."""
+"""The audit trail: one row per change, in the changing transaction; also the event feed's
+outbox (store/events.py, docs/events.md)."""
 
 from collections.abc import Iterable
 from datetime import datetime
@@ -11,9 +12,15 @@ from domain.channels import Actor
 from store.models import AuditEvent
 
 # The head of an audit insert inside a one-statement SQL path (a CTE or INSERT … SELECT);
-# the ORM paths call `record`.
+# the ORM paths call `record`. A trigger fills the student and teachers a row concerns from
+# its class, timeslot, request, hold or contract; a statement that inserts the class itself
+# names them (`INSERT_CONCERNING`), as the trigger cannot see that class yet.
 INSERT = (
     "INSERT INTO audit_events (entity, entity_id, action, channel, actor_id, occurred_at, details)"
+)
+INSERT_CONCERNING = (
+    "INSERT INTO audit_events (entity, entity_id, action, channel, actor_id, occurred_at, details,"
+    " student_id, teacher_ids)"
 )
 
 

@@ -677,23 +677,29 @@ async def _write(
             )
             await session.execute(
                 text(
-                    audit.INSERT
+                    audit.INSERT_CONCERNING
                     + """
                     SELECT 'timeslot', slot, 'booked', :channel, :actor,
                            CAST(:now AS timestamptz),
-                           jsonb_build_object('run_id', CAST(:run AS bigint), 'other', class)
-                    FROM unnest(CAST(:slots AS bigint[]), CAST(:classes AS bigint[]))
-                      AS x(slot, class)
+                           jsonb_build_object('run_id', CAST(:run AS bigint), 'other', class),
+                           student, ARRAY[teacher]
+                    FROM unnest(CAST(:slots AS bigint[]), CAST(:classes AS bigint[]),
+                                CAST(:students AS bigint[]), CAST(:teachers AS bigint[]))
+                      AS x(slot, class, student, teacher)
                     UNION ALL
                     SELECT 'class', class, 'booked', :channel, :actor, CAST(:now AS timestamptz),
-                           jsonb_build_object('run_id', CAST(:run AS bigint), 'other', slot)
-                    FROM unnest(CAST(:slots AS bigint[]), CAST(:classes AS bigint[]))
-                      AS x(slot, class)
+                           jsonb_build_object('run_id', CAST(:run AS bigint), 'other', slot),
+                           student, ARRAY[teacher]
+                    FROM unnest(CAST(:slots AS bigint[]), CAST(:classes AS bigint[]),
+                                CAST(:students AS bigint[]), CAST(:teachers AS bigint[]))
+                      AS x(slot, class, student, teacher)
                     """
                 ),
                 {
                     "slots": [w.slot[0] for w in done if w.slot],
                     "classes": class_ids,
+                    "students": [w.student_id for w in done if w.slot],
+                    "teachers": [w.slot[1] for w in done if w.slot],
                     "run": run.id,
                     "channel": actor.channel.value,
                     "actor": actor.id,

@@ -116,6 +116,17 @@ async def create_request(
         .returning(ClassRequest)
     )
     assert request is not None
+    await audit.record(
+        session,
+        "request",
+        [request.id],
+        "created",
+        actor,
+        now,
+        start_at=start_at.isoformat(),
+        course_type=course_type.value,
+        deadline=request.deadline.isoformat(),
+    )
     await ledger.withdraw(
         session, student_id, charge, "request_hold", actor, now, request_id=request.id
     )
@@ -167,6 +178,17 @@ async def approve(
         now=now,
     )
     request.keep_slot, request.class_id = keep_slot, booked.id
+    await audit.record(
+        session,
+        "request",
+        [request.id],
+        "approved",
+        actor,
+        now,
+        class_id=booked.id,
+        timeslot_id=slot.id,
+        keep_slot=keep_slot,
+    )
     return request
 
 
@@ -182,6 +204,7 @@ async def release(
     """Rejected, expired, withdrawn or failed: the held payment goes back in full."""
     request = await _close(session, request_id, state, now)
     request.reason = reason
+    await audit.record(session, "request", [request.id], state.value, actor, now, reason=reason)
     await ledger.deposit(
         session,
         request.student_id,

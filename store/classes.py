@@ -122,17 +122,18 @@ WITH student AS (
     RETURNING id
 ), audited AS (
     """
-    + audit.INSERT
+    + audit.INSERT_CONCERNING
     + """
     SELECT 'timeslot', cls.timeslot_id, 'booked', $10, $11, $7,
-           jsonb_build_object('class_id', cls.id)
+           jsonb_build_object('class_id', cls.id), cls.student_id, ARRAY[cls.teacher_id]
     FROM cls
     UNION ALL
     SELECT 'class', cls.id, 'booked', $10, $11, $7,
            jsonb_build_object('timeslot_id', cls.timeslot_id, 'payment', $4::text,
                               'amount', cls.payment_amount)
            || CASE WHEN $21::text IS NULL THEN '{}'::jsonb
-                   ELSE jsonb_build_object('product', $21::text) END
+                   ELSE jsonb_build_object('product', $21::text) END,
+           cls.student_id, ARRAY[cls.teacher_id]
     FROM cls
 )
 SELECT cls.* FROM (SELECT 1) AS one LEFT JOIN cls ON true
@@ -438,13 +439,15 @@ WITH cls AS (
     RETURNING t.id
 ), audited AS (
     """
-    + audit.INSERT
+    + audit.INSERT_CONCERNING
     + """
-    SELECT 'timeslot', slot.id, 'freed', $5, $6, $2, jsonb_build_object('class_id', $1::bigint)
-    FROM slot
+    SELECT 'timeslot', slot.id, 'freed', $5, $6, $2, jsonb_build_object('class_id', $1::bigint),
+           cls.student_id, ARRAY[cls.teacher_id]
+    FROM slot, cls
     UNION ALL
     SELECT 'class', cls.id, 'cancelled', $5, $6, $2,
-           jsonb_build_object('refunded', cls.refunded, 'reason', $7::text, 'by_teacher', false)
+           jsonb_build_object('refunded', cls.refunded, 'reason', $7::text, 'by_teacher', false),
+           cls.student_id, ARRAY[cls.teacher_id]
     FROM cls
 )
 SELECT * FROM cls

@@ -150,6 +150,7 @@ async def propose(
     row = _new_row(contract, ContractState.proposed, now)
     session.add(row)
     await session.flush()
+    await audit.record(session, "contract", [row.id], "proposed", contract.actor, now)
     return view_of(row, rules)
 
 
@@ -172,6 +173,7 @@ async def create(
     row = _new_row(contract, ContractState.active, now)
     session.add(row)
     await session.flush()
+    await audit.record(session, "contract", [row.id], "started", contract.actor, now)
     weeks = [
         await book_week(
             session,
@@ -237,6 +239,7 @@ async def answer(
     teacher_id: int,
     agree: bool,
     reason: str | None,
+    actor: Actor,
     now: datetime,
     rules: BookingRules,
 ) -> ContractView:
@@ -254,6 +257,16 @@ async def answer(
             reason or f"the {role.value} teacher declined",
         )
     row.updated_at = now
+    await audit.record(
+        session,
+        "contract",
+        [row.id],
+        "agreed" if agree else "declined",
+        actor,
+        now,
+        role=role.value,
+        reason=reason,
+    )
     return view_of(row, rules)
 
 
@@ -266,6 +279,7 @@ async def start(
     if row.state is not ContractState.proposed or not (row.chinese_agreed and row.foreign_agreed):
         raise ContractClosed("the contract cannot start", state=row.state.value, id=row.id)
     row.state, row.updated_at = ContractState.active, now
+    await audit.record(session, "contract", [row.id], "started", actor, now)
     weeks = min(WEEKS_AHEAD, row.weeks or WEEKS_AHEAD)
     return [
         await book_week(
@@ -422,6 +436,7 @@ async def close(
     if row.state not in (ContractState.proposed, ContractState.active):
         raise ContractClosed("the contract is already closed", state=row.state.value, id=row.id)
     row.state, row.reason, row.updated_at = state, reason, now
+    await audit.record(session, "contract", [row.id], state.value, actor, now, reason=reason)
     if state is ContractState.terminated:
         await session.execute(
             update(ContractWeek)
@@ -577,7 +592,29 @@ async def _offer_role(
         done.state, done.answer_by, done.reason = ContractWeekState.unbooked, None, error.code
     session.add(done)
     await session.flush()
+    await _week_event(session, done, actor, now)
     return done
+
+
+async def _week_event(
+    session: AsyncSession, done: ContractWeek, actor: Actor, now: datetime
+) -> None:
+    """`contract.week_<state>`: one teacher's class of one week was offered (`awaiting`),
+    booked, not booked, declined or expired."""
+    await audit.record(
+        session,
+        "contract",
+        [done.contract_id],
+        f"week_{done.state.value}",
+        actor,
+        now,
+        week=done.week.isoformat(),
+        role=done.role.value,
+        teacher_id=done.teacher_id,
+        timeslot_id=done.timeslot_id,
+        class_id=done.class_id,
+        reason=done.reason,
+    )
 
 
 async def answer_week(
@@ -611,6 +648,7 @@ async def answer_week(
     if done.state is not ContractWeekState.booked:
         await _release(session, done.timeslot_id, answer.actor, now)
     await session.flush()
+    await _week_event(session, done, answer.actor, now)
     return WeekBooking.model_validate(done)
 
 
@@ -735,8 +773,9 @@ async def expire_weeks(
             f"the {done.role.value} teacher did not answer by {done.answer_by.isoformat()}"
         )
         await _release(session, done.timeslot_id, actor, now)
+        await session.flush()
+        await _week_event(session, done, actor, now)
         expired.append(WeekBooking.model_validate(done))
-    await session.flush()
     return expired
 
 

@@ -101,6 +101,17 @@ async def cancel_by_teacher(
         updated_at=now,
     )
     session.add(record)
+    await session.flush()
+    await audit.record(
+        session,
+        "hold",
+        [class_id],
+        "started" if offered else "ended",
+        actor,
+        now,
+        expires_at=expires_at.isoformat(),
+        offered=[s.isoformat() for s in sorted(set(offered))],
+    )
     penalties.record(
         session,
         teacher_id=teacher_id,
@@ -146,6 +157,9 @@ async def held_slot_booked(
         .returning(TeacherCancel)
     )
     if record is not None:
+        await audit.record(
+            session, "hold", [record.class_id], "booked", actor, now, class_id=booked.id
+        )
         await _remove_open(session, record.class_id, actor, now, "hold_booked")
 
 
@@ -160,6 +174,7 @@ async def close_hold(
     record = await _while_holding(session, class_id, state=state, updated_at=now)
     if record is None:
         return await _current(session, class_id)
+    await audit.record(session, "hold", [class_id], state.value, actor, now)
     await _remove_open(session, class_id, actor, now, f"hold_{state.value}")
     return record
 

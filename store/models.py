@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Computed,
     DateTime,
     Enum,
     ForeignKey,
@@ -16,12 +17,16 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
+    Text,
+    cast,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, ExcludeConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import UserDefinedType
 
 from domain.contract import ContractState, ContractWeekState, Role
+from domain.events import WebhookState
 from domain.learning_progress import ProgressState
 from domain.overbooking import MatchSource, OverbookKind, OverbookState
 from domain.weekly import Weekday
@@ -368,16 +373,42 @@ class StoneCampaign(Base):
     created_at: Mapped[datetime]
 
 
+class Xid8(UserDefinedType[int]):
+    """PostgreSQL's 64-bit transaction id; read as text (asyncpg has no codec for it)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "xid8"
+
+    def column_expression(self, colexpr: Any) -> Any:
+        return cast(colexpr, Text)
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        return lambda value: None if value is None else int(value)
+
+
 class AuditEvent(Base):
-    """Who changed which class or timeslot, from which channel, when, and how."""
+    """Who changed what, from which channel, when, and how: the audit trail and the event
+    feed's outbox. `xid` (the writing transaction) and `id` order the feed (docs/events.md);
+    a trigger fills `student_id` and `teacher_ids` from the row's entity when not given."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_entity", "entity", "entity_id"),)
+    __table_args__ = (
+        Index("ix_audit_events_entity", "entity", "entity_id"),
+        Index("ix_audit_events_feed", "xid", "id"),
+        Index("ix_audit_events_student_feed", "student_id", "xid", "id"),
+        Index("ix_audit_events_teacher_ids", "teacher_ids", postgresql_using="gin"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    xid: Mapped[int] = mapped_column(Xid8, server_default=text("pg_current_xact_id()"))
     entity: Mapped[str] = mapped_column(String(16))
     entity_id: Mapped[int] = mapped_column(BigInteger)
     action: Mapped[str] = mapped_column(String(32))
+    type: Mapped[str] = mapped_column(String(49), Computed("entity || '.' || action"))
+    student_id: Mapped[int | None] = mapped_column(BigInteger)
+    teacher_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger), server_default=text("'{}'"))
     channel: Mapped[str] = mapped_column(String(24))
     actor_id: Mapped[str] = mapped_column(String(64))
     occurred_at: Mapped[datetime]
@@ -680,3 +711,27 @@ class OpenClassReplay(Base):
     channel: Mapped[str] = mapped_column(String(24))
     actor_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
+
+
+class WebhookSubscription(Base):
+    """A staff channel's webhook: where its events go, signed with its secret; delivered by
+    the flow webhook-{id} (workflows/webhook_delivery.py)."""
+
+    __tablename__ = "webhook_subscriptions"
+    __table_args__ = (
+        CheckConstraint("url ~ '^https?://'", name="http_url"),
+        CheckConstraint("secret <> ''", name="secret_set"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(24), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(200))
+    types: Mapped[list[str]] = mapped_column(ARRAY(String(49)))
+    state: Mapped[WebhookState] = mapped_column(_enum(WebhookState))
+    # The feed's cursor when it was created: it is sent the events after it.
+    starts_after: Mapped[str] = mapped_column(String(60))
+    paused_reason: Mapped[str | None] = mapped_column(String(500))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -294,12 +294,15 @@ WITH cls AS (
     WHERE class_id = :class_id RETURNING class_id
 )
 """
-    + audit.INSERT
+    + audit.INSERT_CONCERNING
     + """
-VALUES ('timeslot', :timeslot_id, 'booked', :channel, :actor_id, :now,
-        CAST(:slot_details AS jsonb)),
-       ('class', :class_id, 'teacher_matched', :channel, :actor_id, :now,
-        CAST(:class_details AS jsonb))
+SELECT 'timeslot', CAST(:timeslot_id AS bigint), 'booked', :channel, :actor_id, :now,
+       CAST(:slot_details AS jsonb), c.student_id, ARRAY[CAST(:teacher_id AS bigint)]
+FROM classes AS c WHERE c.id = :class_id
+UNION ALL
+SELECT 'class', CAST(:class_id AS bigint), 'teacher_matched', :channel, :actor_id, :now,
+       CAST(:class_details AS jsonb), c.student_id, ARRAY[CAST(:teacher_id AS bigint)]
+FROM classes AS c WHERE c.id = :class_id
 """
 )
 

@@ -121,6 +121,14 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/open-classes/{open_class_id}/seats"): "book_open_class",
     ("POST", "/v1/open-classes/{open_class_id}/replays"): "buy_replay",
     ("GET", "/v1/students/{student_id}/replays"): "read_replays",
+    # The event feed and webhooks.
+    ("GET", "/v1/events"): "read_events",
+    ("POST", "/v1/webhooks"): "manage_webhooks",
+    ("GET", "/v1/webhooks"): "manage_webhooks",
+    ("GET", "/v1/webhooks/{webhook_id}"): "manage_webhooks",
+    ("POST", "/v1/webhooks/{webhook_id}/pause"): "manage_webhooks",
+    ("POST", "/v1/webhooks/{webhook_id}/resume"): "manage_webhooks",
+    ("DELETE", "/v1/webhooks/{webhook_id}"): "manage_webhooks",
 }
 # Routes without a channel key, on purpose.
 PUBLIC = {
@@ -423,6 +431,8 @@ REQUESTS: dict[tuple[str, str], Callable[[World, int], Call]] = {
         f"/v1/students/{w.student}/replays",
         {},
     ),
+    ("GET", "/v1/events"): lambda w, i: ("GET", "/v1/events", {"params": {"limit": 5}}),
+    ("GET", "/v1/webhooks"): lambda w, i: ("GET", "/v1/webhooks", {}),
 }
 
 

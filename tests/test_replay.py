@@ -28,6 +28,7 @@ from workflows.operation_key_cleanup import OperationKeyCleanupWorkflow
 from workflows.overbooked_class import OverbookedClassWorkflow
 from workflows.teacher_cancel import TeacherCancelHoldWorkflow
 from workflows.teacher_reservation import TeacherReservationWorkflow
+from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 ROOT = Path(__file__).parent / "histories"
 HISTORIES = {
@@ -45,6 +46,7 @@ FOLDERS: dict[type, tuple[str, ...]] = {
     TeacherReservationWorkflow: ("teacher_reservation",),
     OperationKeyCleanupWorkflow: ("operation_key_cleanup",),
     FakeCancelWorkflow: ("fake_cancel",),
+    WebhookDeliveryWorkflow: ("webhook_delivery",),
 }
 
 

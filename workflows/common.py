@@ -23,7 +23,9 @@ STUDENT_ID = SearchAttributeKey.for_keyword("StudentId")
 TEACHER_ID = SearchAttributeKey.for_keyword_list("TeacherId")
 CHANNEL = SearchAttributeKey.for_keyword("Channel")
 FLOW = SearchAttributeKey.for_keyword("Flow")
-SEARCH_ATTRIBUTES = (STUDENT_ID, TEACHER_ID, CHANNEL, FLOW)
+# A webhook subscription's flow: active or paused (workflows/webhook_delivery.py).
+WEBHOOK_STATE = SearchAttributeKey.for_keyword("WebhookState")
+SEARCH_ATTRIBUTES = (STUDENT_ID, TEACHER_ID, CHANNEL, FLOW, WEBHOOK_STATE)
 
 
 class FlowKind(StrEnum):

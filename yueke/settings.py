@@ -9,6 +9,7 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.channels import Channel
+from domain.events import DeliveryPolicy
 from domain.rules import BookingRules
 from domain.weekly import WeeklyJobs
 
@@ -77,6 +78,9 @@ class Settings(BaseSettings):
     rules: BookingRules = BookingRules()
     # When the weekly booking Schedules fire (SD-1, SD-6), e.g. YUEKE_WEEKLY__AUTO_BOOKING_AT.
     weekly: WeeklyJobs = WeeklyJobs()
+    # How webhooks are delivered and when a failing one is paused, e.g.
+    # YUEKE_WEBHOOKS__MAX_ATTEMPTS=8, YUEKE_WEBHOOKS__GIVE_UP_AFTER=PT1H (docs/events.md).
+    webhooks: DeliveryPolicy = DeliveryPolicy()
     # Operation keys (Idempotency-Key answers, activity results) are kept this long, then the
     # hourly Schedule `operation-key-cleanup` deletes them; a retry after that acts again.
     operation_key_retention: timedelta = timedelta(days=7)
