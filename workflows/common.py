@@ -40,6 +40,7 @@ class FlowKind(StrEnum):
     overbook = "overbook"
     teacher_reservation = "teacher_reservation"
     operation_key_cleanup = "operation_key_cleanup"
+    webhook_delivery = "webhook_delivery"
 
 
 def weekly_flow(kind: RunKind) -> FlowKind:

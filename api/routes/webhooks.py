@@ -17,7 +17,7 @@ from domain.channels import Operation
 from domain.errors import FlowClosed, Unavailable, WebhookUrlRefused
 from domain.events import WebhookInput, WebhookState
 from store import events, webhooks
-from workflows.common import CHANNEL, FLOW, WEBHOOK_STATE
+from workflows.common import WEBHOOK_STATE, FlowKind, search_attributes
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
@@ -113,8 +113,9 @@ async def create_webhook(
             flow_id=webhooks.flow_id(created.id),
             search_attributes=TypedSearchAttributes(
                 [
-                    SearchAttributePair(FLOW, "webhook_delivery"),
-                    SearchAttributePair(CHANNEL, created.channel),
+                    *search_attributes(
+                        FlowKind.webhook_delivery, channel=created.channel
+                    ).search_attributes,
                     SearchAttributePair(WEBHOOK_STATE, WebhookState.active.value),
                 ]
             ),
