@@ -1,7 +1,8 @@
 """The event feed's vocabulary and what the webhook flow carries (docs/events.md).
 
-Every change to a class, a timeslot, a request, a hold, a contract, a course enrolment or money
-writes one row of the audit trail in its own transaction; its type is `<entity>.<action>`.
+Every change to a class, a timeslot, a request, a hold, a contract, an open class, a course
+enrolment or money writes one row of the audit trail in its own transaction; its type is
+`<entity>.<action>`.
 `TYPES` is the list a reader filters by and a webhook subscribes to.
 """
 
@@ -42,6 +43,8 @@ TYPES: frozenset[str] = frozenset(
         "timeslot.hold_ended",
         "timeslot.released",
         "timeslot.reserved",
+        "timeslot.directed",
+        "timeslot.open_class",
         # A class request (entity_id: the request).
         "request.created",
         "request.approved",
@@ -67,6 +70,14 @@ TYPES: frozenset[str] = frozenset(
         "contract.week_unbooked",
         "contract.week_declined",
         "contract.week_expired",
+        # An open class (entity_id: the open class).
+        "open_class.created",
+        "open_class.edited",
+        "open_class.listed",
+        "open_class.delisted",
+        "open_class.replay_priced",
+        "open_class.seat_taken",
+        "open_class.replay_bought",
         # A course enrolment (entity_id: the learning progress).
         "progress.course_started",
         # A ledger entry (entity_id: the entry), written by a trigger on every entry.

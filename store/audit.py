@@ -13,8 +13,9 @@ from store.models import AuditEvent
 
 # The head of an audit insert inside a one-statement SQL path (a CTE or INSERT … SELECT);
 # the ORM paths call `record`. A trigger fills the student and teachers a row concerns from
-# its class, timeslot, request, hold or contract; a statement that inserts the class itself
-# names them (`INSERT_CONCERNING`), as the trigger cannot see that class yet.
+# its class, timeslot, request, hold, contract, open class or enrolment; a statement that
+# inserts the class itself names them (`INSERT_CONCERNING`), as the trigger cannot see that
+# class yet.
 INSERT = (
     "INSERT INTO audit_events (entity, entity_id, action, channel, actor_id, occurred_at, details)"
 )

@@ -283,3 +283,34 @@ async def test_a_reader_polling_through_racing_writers_gets_every_row_once_in_or
     assert sorted(ids) == sorted(written)  # every row, exactly once
     cursors = [tuple(int(p) for p in e["cursor"].split("-")) for e in seen]
     assert cursors == sorted(cursors)  # in feed order
+
+
+async def test_open_class_events_concern_its_teacher_and_the_seated_student(
+    api: httpx.AsyncClient, db: Sessions
+) -> None:
+    t = await teacher(api)
+    s = await student(api, credits={"open": 1})
+    (slot,) = await open_slots(api, t, T0 + 2 * DAY)
+    curriculum = as_("curriculum", "cur-1")
+    r = await api.post(
+        "/v1/open-classes",
+        json={"timeslot_id": slot, "title": "Farm", "description": "Songs", "capacity": 2},
+        headers=curriculum,
+    )
+    assert r.status_code == 201, r.text
+    open_class = r.json()["id"]
+    assert (await api.post(f"/v1/open-classes/{open_class}/list", headers=curriculum)).is_success
+    r = await api.post(
+        f"/v1/open-classes/{open_class}/seats", json={"student_id": s}, headers=as_("parent_h5", s)
+    )
+    assert r.status_code == 201, r.text
+
+    everything, _ = await read_all(api, db, FIREMAN)
+    assert {e["type"] for e in everything} <= TYPES
+    theirs, _ = await read_all(api, db, as_("teacher", t), types="open_class.seat_taken")
+    mine, _ = await read_all(api, db, as_("parent_pc", s), types="open_class.seat_taken")
+    assert [e["entity_id"] for e in theirs] == [e["entity_id"] for e in mine] == [open_class]
+    opened, _ = await read_all(
+        api, db, as_("teacher", t), types="open_class.created,open_class.listed"
+    )
+    assert [e["type"] for e in opened] == ["open_class.created", "open_class.listed"]

@@ -4,7 +4,8 @@ The audit trail becomes the feed's outbox. Each row gets the transaction that wr
 (`xid`, a `xid8` defaulting to `pg_current_xact_id()`), the student and the teachers it
 concerns (so a parent's or a teacher's feed reads an index), and its type
 (`<entity>.<action>`, generated). A BEFORE INSERT trigger fills the student and teachers of a
-row that does not name them, from the class, timeslot, request, hold or contract it is about;
+row that does not name them, from the class, timeslot, request, hold, contract, open class or
+enrolment it is about;
 the one-statement bookings name them, since a class inserted by the same statement is not yet
 visible to the trigger. A statement trigger on `ledger_entries` writes one `money.credited` or
 `money.debited` row per entry, so every path that moves money is in the feed without a round
@@ -85,6 +86,10 @@ def upgrade() -> None:
                 SELECT k.student_id, ARRAY[k.chinese_teacher_id, k.foreign_teacher_id]
                 INTO NEW.student_id, NEW.teacher_ids
                 FROM contracts AS k WHERE k.id = NEW.entity_id;
+            WHEN 'open_class' THEN
+                SELECT (NEW.details->>'student_id')::bigint, ARRAY[o.teacher_id]
+                INTO NEW.student_id, NEW.teacher_ids
+                FROM open_classes AS o WHERE o.id = NEW.entity_id;
             WHEN 'progress' THEN
                 SELECT p.student_id INTO NEW.student_id
                 FROM learning_progress AS p WHERE p.id = NEW.entity_id;
