@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.client import Client
 
 from workflows.common import SEARCH_ATTRIBUTES
@@ -198,6 +199,12 @@ def start_worker(
     return procs.start(name, [sys.executable, str(ROOT / "worker.py")], env)
 
 
+def _cli_type(value_type: int) -> str:
+    """The dev server's name of a search attribute type: KEYWORD_LIST -> KeywordList."""
+    name = IndexedValueType.Name(value_type).removeprefix("INDEXED_VALUE_TYPE_")
+    return name.title().replace("_", "")
+
+
 class TemporalDev:
     """`temporal server start-dev` of the test's own, its state in a file, so that a restart
     on the same port finds its flows again."""
@@ -213,7 +220,10 @@ class TemporalDev:
         return f"127.0.0.1:{self.port}"
 
     async def start(self, seconds: float = STARTUP_SECONDS) -> None:
-        attributes = [f"--search-attribute={key.name}=Keyword" for key in SEARCH_ATTRIBUTES]
+        attributes = [
+            f"--search-attribute={key.name}={_cli_type(key.indexed_value_type)}"
+            for key in SEARCH_ATTRIBUTES
+        ]
         argv = [
             installed("temporal"),
             "server",
