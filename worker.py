@@ -41,7 +41,7 @@ from workflows.teacher_reservation import TeacherReservationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 from yueke import schedules, telemetry
 from yueke.settings import Settings
-from yueke.temporal import connect_when_up
+from yueke.temporal import connect_when_up, exit_after_temporal
 
 log = logging.getLogger("yueke.worker")
 
@@ -196,6 +196,7 @@ def main() -> None:
     if not settings.database_url:
         raise SystemExit("set DATABASE_URL (postgresql://user:password@host:5432/database)")
     asyncio.run(serve(settings))
+    exit_after_temporal()
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from pathlib import Path
 import uvicorn
 
 from yueke.settings import Settings
+from yueke.temporal import exit_after_temporal
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -36,10 +37,12 @@ def main(argv: list[str] | None = None) -> None:
 
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how the stack stops
             asyncio.run(run(settings, demo=args.demo))
+        exit_after_temporal()
     elif args.command == "worker":
         import worker
 
         asyncio.run(worker.serve(_require_database(settings)))
+        exit_after_temporal()
     elif args.command == "api":
         _require_database(settings)
         made = _share_metrics() if args.workers > 1 else None

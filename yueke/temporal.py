@@ -2,8 +2,11 @@
 
 import asyncio
 import logging
+import os
 import re
+import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from temporalio.client import Client, Interceptor, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -77,3 +80,14 @@ def _reason(exc: Exception) -> str:
     text = str(exc) or exc.__class__.__name__
     said = re.search(r'message: "([^"]+)"', text)
     return said.group(1) if said else text.splitlines()[0][:200]
+
+
+def exit_after_temporal(code: int = 0) -> NoReturn:
+    """End a process that ran a Temporal client or worker, once everything has stopped, without
+    the interpreter's teardown: the SDK's Rust threads can outlive the event loop and abort it
+    ("PyGILState_Release", exit code -6, temporalio/sdk-python#300). Logs and output are
+    flushed first."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
