@@ -179,9 +179,14 @@ class ContractWorkflow:
                 offered_this_run >= contract.weeks_per_run
                 or workflow.info().is_continue_as_new_suggested()
             ):
-                while not workflow.all_handlers_finished():
+                # A termination accepted meanwhile waits for the close below: it ends the loop.
+                while not workflow.all_handlers_finished() and self.termination is None:
                     await workflow.wait_condition(
-                        lambda: bool(self.week_answers) or workflow.all_handlers_finished()
+                        lambda: (
+                            bool(self.week_answers)
+                            or workflow.all_handlers_finished()
+                            or self.termination is not None
+                        )
                     )
                     await self._record_week_answers()
                 if self.termination is None:
@@ -338,7 +343,9 @@ class ContractWorkflow:
                 booked_this_run >= contract.weeks_per_run
                 or workflow.info().is_continue_as_new_suggested()
             ):
-                await workflow.wait_condition(workflow.all_handlers_finished)
+                await workflow.wait_condition(
+                    lambda: workflow.all_handlers_finished() or self.termination is not None
+                )
                 if self.termination is None:
                     progress = Progress(
                         view=self.view,

@@ -62,6 +62,7 @@ class FakeContracts:
         self.input: ContractInput | None = None
         self.weeks: dict[tuple[date, Role], WeekBooking] = {}
         self.close_gate: asyncio.Event | None = None
+        self.offer_gate: asyncio.Event | None = None
 
     def _week(self, week: date, state: ContractWeekState) -> list[WeekBooking]:
         assert self.input is not None
@@ -125,6 +126,8 @@ class FakeContracts:
     @activity.defn(name=OFFER)
     async def offer(self, step: BookContractWeek) -> WeekOffer:
         self.calls.note(step)
+        if self.offer_gate is not None:
+            await self.offer_gate.wait()
         return WeekOffer(
             week=step.week,
             bookings=self._week(step.week, ContractWeekState.awaiting),
@@ -396,3 +399,28 @@ async def test_a_termination_arriving_while_the_contract_finishes_is_answered(
     cause = refused.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == "contract_closed"
     assert store.view is not None and store.view.state is ContractState.finished
+
+
+async def test_a_termination_arriving_while_the_last_week_of_a_run_is_offered_ends_it(
+    time_skipping: WorkflowEnvironment, store: FakeContracts
+) -> None:
+    """covers: TCH-6. One week offered per run: while W3, the run's last offer, is recorded,
+    the LP terminates. The run should not continue as new but close the contract terminated
+    and answer the LP."""
+    async with running(time_skipping, ContractWorkflow, store.activities()) as queue:
+        handle, created = await create(time_skipping, queue, weeks=None, weeks_per_run=1)
+        store.offer_gate = asyncio.Event()
+        await skip_to(time_skipping, week_start(created.first_week, ZONE) + SECOND)
+        await store.calls.wait_for(OFFER)
+        ending = asyncio.create_task(
+            handle.execute_update(ContractWorkflow.terminate, Termination(actor=ACTOR))
+        )
+        await asyncio.sleep(0.5)
+        store.offer_gate.set()
+        ended = await answer_in_time(handle, ending)
+        described = await handle.describe()
+    assert ended.state is ContractState.terminated
+    assert described.run_id == handle.result_run_id
+    assert described.status is WorkflowExecutionStatus.COMPLETED
+    [close] = store.calls.of("close_contract")
+    assert close.step.state is ContractState.terminated
