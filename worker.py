@@ -93,42 +93,78 @@ def build_worker(client: Client, db: Sessions, settings: Settings, **options: An
     )
 
 
+RETYPE_COMMAND = "yueke search-attributes --retype"
+
+
+async def _registered(client: Client, namespace: str) -> dict[str, int]:
+    known = (
+        await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+    ).custom_attributes
+    return {name: int(value) for name, value in known.items()}
+
+
+def _mistyped(known: dict[str, int]) -> list[str]:
+    """Ours registered with another type (TeacherId as Keyword, by an older namespace)."""
+    return [
+        key.name
+        for key in SEARCH_ATTRIBUTES
+        if key.name in known and known[key.name] != int(key.indexed_value_type)
+    ]
+
+
+async def _add_missing(client: Client, namespace: str, known: dict[str, int]) -> None:
+    missing = {
+        key.name: IndexedValueType.ValueType(key.indexed_value_type)
+        for key in SEARCH_ATTRIBUTES
+        if key.name not in known
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+        )
+
+
 async def ensure_search_attributes(client: Client, namespace: str) -> None:
     """Register StudentId, TeacherId (a keyword list), Channel, Flow and WebhookState where the
     server lets us (dev server, self-hosted cluster); on Temporal Cloud they are added in its
     console instead.
 
-    One registered with another type (TeacherId as Keyword) is removed and added again with
-    ours, because the server refuses a flow whose value does not fit the registered type (a
-    contract's two teachers in a Keyword). Flows tagged under the other type are no longer
-    found by that attribute (still by the others and by their id)."""
+    One registered with another type is left alone, with an error that names the operator's
+    command: a worker never removes one, since removing and adding again is not atomic and
+    workers start concurrently. Until it is retyped the server refuses flows whose value does
+    not fit (a contract's two teachers in a Keyword)."""
     try:
-        known = (
-            await client.operator_service.list_search_attributes(
-                ListSearchAttributesRequest(namespace=namespace)
+        known = await _registered(client, namespace)
+        if mistyped := _mistyped(known):
+            log.error(
+                "search attributes %s in namespace %s have another type than ours; flows "
+                "tagged with them are refused until an operator runs `%s` (or `temporal "
+                "operator search-attribute remove --name <name>` and create it again with "
+                "the type in workflows/common.py, TeacherId as KeywordList)",
+                mistyped,
+                namespace,
+                RETYPE_COMMAND,
             )
-        ).custom_attributes
-        retyped = [
-            key.name
-            for key in SEARCH_ATTRIBUTES
-            if key.name in known and int(known[key.name]) != int(key.indexed_value_type)
-        ]
-        if retyped:
-            log.warning("search attributes %s have another type: registered again", retyped)
-            await client.operator_service.remove_search_attributes(
-                RemoveSearchAttributesRequest(namespace=namespace, search_attributes=retyped)
-            )
-        missing = {
-            key.name: IndexedValueType.ValueType(key.indexed_value_type)
-            for key in SEARCH_ATTRIBUTES
-            if key.name not in known or key.name in retyped
-        }
-        if missing:
-            await client.operator_service.add_search_attributes(
-                AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
-            )
+        await _add_missing(client, namespace, known)
     except Exception as exc:  # the flows still run; ops lose only the search filters
         log.warning("could not register search attributes: %s", exc)
+
+
+async def retype_search_attributes(client: Client, namespace: str) -> list[str]:
+    """The operator's action: remove ours registered with another type, then register every
+    missing one with ours; returns the retyped names. Flows tagged under the other type are no
+    longer found by that attribute (still by the others and by their id). Run it with no
+    worker starting flows."""
+    known = await _registered(client, namespace)
+    if mistyped := _mistyped(known):
+        await client.operator_service.remove_search_attributes(
+            RemoveSearchAttributesRequest(namespace=namespace, search_attributes=mistyped)
+        )
+        known = {name: value for name, value in known.items() if name not in mistyped}
+    await _add_missing(client, namespace, known)
+    return mistyped
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:

@@ -8,7 +8,9 @@ covers: CLS-2, SD-5b, SD-5c, SD-5d, FM-7, FM-5, TCH-3, TCH-5, TCH-6, TMK-4, SD-1
 """
 
 import asyncio
+import logging
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -314,12 +316,8 @@ async def test_runs_the_schedules_start_carry_their_flow(live_stack: Stack) -> N
             await client.get_schedule_handle(schedule_id).delete()
 
 
-async def test_a_namespace_with_teacher_id_as_keyword_gets_the_keyword_list(
-    dev_server: WorkflowEnvironment,
-) -> None:
-    """A namespace registered before TeacherId was a list (as a dev stack's kept data_dir):
-    the worker's start-up registers it again as a KeywordList, and adds what is missing."""
-    client = dev_server.client
+async def _older_namespace(client: Client) -> str:
+    """A namespace registered before TeacherId was a list (as a dev stack's kept data_dir)."""
     namespace = f"older-{uuid.uuid4().hex[:8]}"
     await client.workflow_service.register_namespace(
         RegisterNamespaceRequest(
@@ -332,13 +330,63 @@ async def test_a_namespace_with_teacher_id_as_keyword_gets_the_keyword_list(
             search_attributes={"TeacherId": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD},
         )
     )
-    await ensure_search_attributes(client, namespace)
+    return namespace
+
+
+async def _registered(client: Client, namespace: str) -> dict[str, int]:
     known = (
         await client.operator_service.list_search_attributes(
             ListSearchAttributesRequest(namespace=namespace)
         )
     ).custom_attributes
-    assert {name: known[name] for name in ("Flow", "Channel", "StudentId", "TeacherId")} == {
+    return {name: known[name] for name in ("Flow", "Channel", "StudentId", "TeacherId")}
+
+
+async def test_a_worker_leaves_teacher_id_as_keyword_and_names_the_command(
+    dev_server: WorkflowEnvironment, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker's start-up never removes a search attribute (removing and adding again is not
+    atomic, and workers start concurrently): it adds what is missing and logs one error with
+    the operator's command for the one of another type."""
+    client = dev_server.client
+    namespace = await _older_namespace(client)
+    with caplog.at_level(logging.ERROR, logger="yueke.worker"):
+        await ensure_search_attributes(client, namespace)
+    assert await _registered(client, namespace) == {
+        "Flow": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+        "Channel": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+        "StudentId": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+        "TeacherId": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    }
+    [error] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert "TeacherId" in error and "yueke search-attributes --retype" in error
+
+
+async def test_the_retype_command_registers_teacher_id_as_a_keyword_list(
+    dev_server: WorkflowEnvironment,
+) -> None:
+    """`yueke search-attributes --retype`, the operator's explicit action, removes TeacherId
+    registered as Keyword and adds it again as a KeywordList, with what is missing."""
+    client = dev_server.client
+    namespace = await _older_namespace(client)
+    command = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from yueke.cli import main; main()",
+        "search-attributes",
+        "--retype",
+        env={
+            **os.environ,
+            "TEMPORAL_ADDRESS": client.service_client.config.target_host,
+            "TEMPORAL_NAMESPACE": namespace,
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await command.communicate()
+    assert command.returncode == 0, output.decode()
+    assert "retyped: ['TeacherId']" in output.decode()
+    assert await _registered(client, namespace) == {
         "Flow": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
         "Channel": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
         "StudentId": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,

@@ -1,4 +1,4 @@
-"""`yueke dev | worker | api | migrate`."""
+"""`yueke dev | worker | api | migrate | search-attributes`."""
 
 import argparse
 import asyncio
@@ -27,6 +27,16 @@ def main(argv: list[str] | None = None) -> None:
     api = commands.add_parser("api", help="run the HTTP API (DATABASE_URL, TEMPORAL_ADDRESS)")
     api.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     commands.add_parser("migrate", help="bring DATABASE_URL's schema to the newest revision")
+    attributes = commands.add_parser(
+        "search-attributes",
+        help="register the search attributes in TEMPORAL_NAMESPACE (a worker does it at start-up)",
+    )
+    attributes.add_argument(
+        "--retype",
+        action="store_true",
+        help="also remove ours registered with another type (TeacherId as Keyword) and add them "
+        "again with ours; flows tagged before are no longer found by them",
+    )
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -57,6 +67,9 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             if made is not None:
                 shutil.rmtree(made, ignore_errors=True)
+    elif args.command == "search-attributes":
+        asyncio.run(_search_attributes(settings, retype=args.retype))
+        exit_after_temporal()
     else:
         from store.migrate import upgrade
 
@@ -89,6 +102,22 @@ def _share_metrics() -> Path | None:
         folder = made = Path(tempfile.mkdtemp(prefix="yueke-metrics-"))
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
     return made
+
+
+async def _search_attributes(settings: Settings, *, retype: bool) -> None:
+    from worker import ensure_search_attributes, retype_search_attributes
+    from yueke.temporal import connect
+
+    client = await connect(settings)
+    if retype:
+        retyped = await retype_search_attributes(client, settings.temporal_namespace)
+        logging.getLogger("yueke").info(
+            "search attributes registered in %s; retyped: %s",
+            settings.temporal_namespace,
+            retyped or "none",
+        )
+    else:
+        await ensure_search_attributes(client, settings.temporal_namespace)
 
 
 def _require_database(settings: Settings) -> Settings:

