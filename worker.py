@@ -190,7 +190,12 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     client = connecting.result()
     await ensure_search_attributes(client, settings.temporal_namespace)
     await schedules.ensure(client, settings)
-    engine = create_engine(settings.database_url or "", application_name="yueke-worker")
+    engine = create_engine(
+        settings.database_url or "",
+        application_name="yueke-worker",
+        pool_size=settings.db_pool_size,
+        pool_timeout=settings.db_pool_timeout,
+    )
     worker = build_worker(
         client,
         sessions(engine),
