@@ -34,20 +34,39 @@ async def record(
     now: datetime,
     **details: Any,
 ) -> None:
-    rows = [
-        {
-            "entity": entity,
-            "entity_id": entity_id,
-            "action": action,
-            "channel": actor.channel.value,
-            "actor_id": actor.id,
-            "occurred_at": now,
-            "details": details,
-        }
-        for entity_id in entity_ids
-    ]
+    rows = [_row(entity, entity_id, action, actor, now, details) for entity_id in entity_ids]
     if rows:
         await session.execute(insert(AuditEvent), rows)
+
+
+async def record_concerning(
+    session: AsyncSession,
+    student_id: int,
+    entity: str,
+    entity_id: int,
+    action: str,
+    actor: Actor,
+    now: datetime,
+    details: dict[str, Any],
+) -> None:
+    """A row concerning `student_id` (and no teacher), not the student the trigger would find
+    from its entity: one the change took away from it."""
+    row = _row(entity, entity_id, action, actor, now, details)
+    await session.execute(insert(AuditEvent), [{**row, "student_id": student_id}])
+
+
+def _row(
+    entity: str, entity_id: int, action: str, actor: Actor, now: datetime, details: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "entity": entity,
+        "entity_id": entity_id,
+        "action": action,
+        "channel": actor.channel.value,
+        "actor_id": actor.id,
+        "occurred_at": now,
+        "details": details,
+    }
 
 
 async def trail(session: AsyncSession, entity: str, entity_id: int) -> list[AuditEvent]:

@@ -20,6 +20,7 @@ from domain.errors import (
     ClassNotBooked,
     ClassStarted,
     InPast,
+    OpenClassSeat,
     StudentBusy,
     TrialClassesOnly,
 )
@@ -195,8 +196,15 @@ async def change_student(
 ) -> Class:
     """TMK-5, CC-5: another student takes the booked class before it starts; the first is
     refunded in full whatever the time to the start, the second pays for the class's course
-    type."""
+    type. A seat of an open class is not one: its student cancels it and the other takes a
+    seat, under the seat rules (listing, payment in credits)."""
     cls = await _booked_not_started(session, class_id, now)
+    if cls.open_class_id is not None:
+        raise OpenClassSeat(
+            "a seat of an open class does not change student: cancel it and take another seat",
+            class_id=class_id,
+            open_class_id=cls.open_class_id,
+        )
     if cls.student_id == student_id:
         raise StudentBusy(
             "the student already has this class",
@@ -223,20 +231,20 @@ async def change_student(
             start_at=start_at.isoformat(),
         ) from None
     await ledger.withdraw(session, student_id, charge, "booking", actor, now, class_id=class_id)
-    await audit.record(
-        session,
-        "class",
-        [class_id],
-        "student_changed",
-        actor,
-        now,
-        old_student_id=old_student,
-        new_student_id=student_id,
-        refunded=paid.asset.value,
-        refunded_amount=paid.amount,
-        payment=charge.asset.value,
-        amount=charge.amount,
-        reason=reason,
+    change = {
+        "old_student_id": old_student,
+        "new_student_id": student_id,
+        "refunded": paid.asset.value,
+        "refunded_amount": paid.amount,
+        "payment": charge.asset.value,
+        "amount": charge.amount,
+        "reason": reason,
+    }
+    # The class's student (and teacher) from the trigger; a second row for the student taken
+    # off, so that the change reaches their parent channel's feed too.
+    await audit.record(session, "class", [class_id], "student_changed", actor, now, **change)
+    await audit.record_concerning(
+        session, old_student, "class", class_id, "student_changed", actor, now, change
     )
     return cls
 

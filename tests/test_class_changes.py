@@ -31,6 +31,7 @@ from tests.helpers import (
     student,
     teacher,
 )
+from tests.test_events import settle
 from yueke.settings import Settings
 
 DAY = timedelta(days=1)
@@ -363,12 +364,36 @@ async def test_change_student_refunds_the_first_and_charges_the_second(
     trail = (await api.get(f"/v1/classes/{c}/audit", headers=FIREMAN)).json()
     assert [(e["action"], e["channel"]) for e in trail] == [
         ("booked", "parent_h5"),
+        ("student_changed", "tmk"),  # one row for each student
         ("student_changed", "tmk"),
+        ("student_changed", "cc"),
         ("student_changed", "cc"),
     ]
     assert trail[1]["details"]["old_student_id"] == first
     assert trail[1]["details"]["reason"] == "sibling"
     await assert_money_consistent(db)
+
+
+async def test_both_students_parents_see_the_change_in_their_feed(
+    api: httpx.AsyncClient, db: Sessions
+) -> None:
+    """The student taken off learns of it in their parent channel's feed, as the newcomer does;
+    the teacher's feed has it once."""
+    c, first, t, _ = await booked(api, "trial")
+    second = await student(api, credits={"trial": 2})
+    r = await api.post(f"/v1/classes/{c}/change-student", json={"student_id": second}, headers=TMK)
+    assert r.status_code == 200, r.text
+    await settle(db)
+    for who, headers in (
+        (first, as_("parent_pc", first)),
+        (second, as_("parent_h5", second)),
+        (t, as_("teacher", t)),
+    ):
+        r = await api.get("/v1/events", params={"types": "class.student_changed"}, headers=headers)
+        assert r.status_code == 200, r.text
+        [event] = r.json()["events"]
+        assert (event["entity_id"], event["payload"]["old_student_id"]) == (c, first), who
+        assert event["payload"]["new_student_id"] == second
 
 
 async def test_change_student_refusals_change_nothing(

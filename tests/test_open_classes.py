@@ -385,3 +385,21 @@ async def test_a_teacher_cannot_cancel_one_seat(api: httpx.AsyncClient, db: Sess
     )
     assert code(r) == (409, "open_class_seat"), r.text
     assert await snapshot(db) == before
+
+
+async def test_a_seat_does_not_change_student(api: httpx.AsyncClient, db: Sessions) -> None:
+    """covers: TMK-5, CC-5 — a change of student takes a 1-on-1 class; a seat is taken under the
+    seat rules (listing, credits), so it is refused: 409 open_class_seat, nothing changed."""
+    oc = await open_class(api)
+    s = await student(api, credits={"open": 1})
+    other = await student(api)
+    await grant(api, other, "stones", 100)
+    booked = (await seat(api, oc["id"], s)).json()
+    before = await snapshot(db)
+    r = await api.post(
+        f"/v1/classes/{booked['id']}/change-student",
+        json={"student_id": other, "payment": {"asset": "stones"}},
+        headers=CC,
+    )
+    assert code(r) == (409, "open_class_seat"), r.text
+    assert await snapshot(db) == before

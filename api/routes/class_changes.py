@@ -120,7 +120,8 @@ async def change_teacher(
         "Another student takes a booked class before it starts: the first is refunded in full "
         "whatever the time to the start, the second pays (credit, coupon or stones of the "
         "class's course type). 409 student_busy, insufficient_balance, class_not_booked, "
-        "class_started.",
+        "class_started, open_class_seat (a seat of an open class: cancel it, the other "
+        "student takes a seat).",
     ),
 )
 async def change_student(
