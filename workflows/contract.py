@@ -63,7 +63,10 @@ RECENT_WEEKS = 8
 
 @workflow.defn
 class ContractWorkflow:
-    def __init__(self) -> None:
+    @workflow.init
+    def __init__(self, contract: ContractInput) -> None:
+        """A continued run's state is restored here, not in `run`: updates delivered in its
+        first workflow task are validated and handled before `run` begins."""
         self.view: ContractView | None = None
         self.refusal: Refusal | None = None
         self.termination: Termination | None = None
@@ -80,6 +83,12 @@ class ContractWorkflow:
         self.awaiting: list[WeekBooking] = []
         self.week_answers: list[tuple[str, WeekAnswer]] = []
         self.week_recorded: dict[str, WeekBooking | Refusal] = {}
+        progress = contract.progress
+        if progress is not None:
+            self.view, self.recent = progress.view, progress.history
+            self.next_week, self.weeks_booked = progress.next_week, progress.weeks_booked
+            self.last_week_ends_at = progress.last_week_ends_at
+            self.weekly, self.awaiting = progress.weekly_answers, progress.awaiting
 
     @workflow.run
     async def run(self, contract: ContractInput) -> ContractView | None:
@@ -98,12 +107,8 @@ class ContractWorkflow:
                 assert self.view is not None
                 return self.view
         else:
-            self.view, self.recent = progress.view, progress.history
-            self.next_week, self.weeks_booked = progress.next_week, progress.weeks_booked
             next_booking_at = progress.next_booking_at
-            self.last_week_ends_at = progress.last_week_ends_at
             if progress.weekly_answers:
-                self.weekly, self.awaiting = True, progress.awaiting
                 return await self._offer_weeks(contract, next_booking_at)
         return await self._keep_booking(contract, next_booking_at)
 

@@ -15,6 +15,7 @@ from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from domain.contract import (
     ANSWER_AHEAD,
@@ -30,6 +31,7 @@ from domain.contract import (
     Created,
     ExpireContractWeeks,
     Expired,
+    Progress,
     ProposeContract,
     Role,
     Termination,
@@ -43,6 +45,7 @@ from domain.rules import BookingRules
 from domain.weekly import WEEK, Weekday, at, week_of, week_start
 from domain.words import CourseType
 from store.contracts import WEEKS_AHEAD
+from tests.conftest import STRICT_SANDBOX
 from tests.flows.support import ACTOR, Calls, flow_id, refusal, running, skip_to
 from workflows.contract import ContractWorkflow
 
@@ -50,6 +53,31 @@ ZONE = BookingRules().business_time_zone
 CHINESE, FOREIGN = 30, 40
 SECOND = timedelta(seconds=1)
 OFFER, EXPIRE, ANSWER = "offer_contract_week", "expire_contract_weeks", "answer_contract_week"
+
+
+def contract_view(c: ContractInput, now: datetime) -> ContractView:
+    """The active contract as the store returns it."""
+    return ContractView(
+        id=c.contract_id,
+        student_id=c.student_id,
+        chinese_teacher_id=c.chinese.teacher_id,
+        chinese_weekday=c.chinese.weekday,
+        chinese_start=c.chinese.start,
+        foreign_teacher_id=c.foreign.teacher_id,
+        foreign_weekday=c.foreign.weekday,
+        foreign_start=c.foreign.start,
+        first_week=c.first_week,
+        weeks=c.weeks,
+        course_type=c.course_type,
+        state=ContractState.active,
+        chinese_agreed=None,
+        foreign_agreed=None,
+        reason=None,
+        channel=c.actor.channel.value,
+        actor_id=c.actor.id,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 class FakeContracts:
@@ -90,27 +118,7 @@ class FakeContracts:
     async def create(self, step: ProposeContract) -> Created:
         self.calls.note(step)
         c = self.input = step.contract
-        self.view = ContractView(
-            id=c.contract_id,
-            student_id=c.student_id,
-            chinese_teacher_id=c.chinese.teacher_id,
-            chinese_weekday=c.chinese.weekday,
-            chinese_start=c.chinese.start,
-            foreign_teacher_id=c.foreign.teacher_id,
-            foreign_weekday=c.foreign.weekday,
-            foreign_start=c.foreign.start,
-            first_week=c.first_week,
-            weeks=c.weeks,
-            course_type=c.course_type,
-            state=ContractState.active,
-            chinese_agreed=None,
-            foreign_agreed=None,
-            reason=None,
-            channel=c.actor.channel.value,
-            actor_id=c.actor.id,
-            created_at=step.now,
-            updated_at=step.now,
-        )
+        self.view = contract_view(c, step.now)
         weeks = [c.first_week + i * WEEK for i in range(min(WEEKS_AHEAD, c.weeks or WEEKS_AHEAD))]
         outcomes = [
             WeekOutcome(
@@ -183,22 +191,27 @@ def store() -> FakeContracts:
 Handle = WorkflowHandle[ContractWorkflow, ContractView | None]
 
 
-async def create(
-    env: WorkflowEnvironment, queue: str, *, weeks: int | None, weeks_per_run: int = 26
-) -> tuple[Handle, ContractView]:
-    """A contract whose first week begins two weeks after this one."""
-    first_week = week_of(await env.get_current_time(), ZONE) + 2 * WEEK
-    contract = ContractInput(
+async def contract_input(
+    env: WorkflowEnvironment, *, weeks: int | None, weeks_per_run: int = 26
+) -> ContractInput:
+    return ContractInput(
         contract_id=5,
         student_id=2,
         chinese=WeeklyTime(teacher_id=CHINESE, weekday=Weekday.tuesday, start=time(19)),
         foreign=WeeklyTime(teacher_id=FOREIGN, weekday=Weekday.friday, start=time(19, 30)),
-        first_week=first_week,
+        first_week=week_of(await env.get_current_time(), ZONE) + 2 * WEEK,
         weeks=weeks,
         course_type=CourseType.major,
         actor=ACTOR,
         weeks_per_run=weeks_per_run,
     )
+
+
+async def create(
+    env: WorkflowEnvironment, queue: str, *, weeks: int | None, weeks_per_run: int = 26
+) -> tuple[Handle, ContractView]:
+    """A contract whose first week begins two weeks after this one."""
+    contract = await contract_input(env, weeks=weeks, weeks_per_run=weeks_per_run)
     handle = await env.client.start_workflow(
         ContractWorkflow.run, contract, id=flow_id("contract"), task_queue=queue
     )
@@ -422,5 +435,87 @@ async def test_a_termination_arriving_while_the_last_week_of_a_run_is_offered_en
     assert ended.state is ContractState.terminated
     assert described.run_id == handle.result_run_id
     assert described.status is WorkflowExecutionStatus.COMPLETED
+    [close] = store.calls.of("close_contract")
+    assert close.step.state is ContractState.terminated
+
+
+async def continued(env: WorkflowEnvironment, store: FakeContracts) -> ContractInput:
+    """The input of an open-ended contract's second run: W1 and W2 booked, W3 awaiting its
+    teachers' answers, W4 due to be offered when W2 begins."""
+    contract = await contract_input(env, weeks=None)
+    w1 = contract.first_week
+    store.input, store.view = contract, contract_view(contract, await env.get_current_time())
+    history = [
+        *store._week(w1, ContractWeekState.booked),
+        *store._week(w1 + WEEK, ContractWeekState.booked),
+    ]
+    awaiting = store._week(w1 + 2 * WEEK, ContractWeekState.awaiting)
+    progress = Progress(
+        view=store.view,
+        next_week=w1 + 3 * WEEK,
+        weeks_booked=3,
+        history=history + awaiting,
+        next_booking_at=week_start(w1 + WEEK, ZONE),
+        last_week_ends_at=week_start(w1 + 3 * WEEK, ZONE),
+        weekly_answers=True,
+        awaiting=awaiting,
+    )
+    return contract.model_copy(update={"progress": progress})
+
+
+async def first_task_update(
+    env: WorkflowEnvironment, store: FakeContracts, update: Callable[[Handle], Any]
+) -> tuple[Handle, Any]:
+    """A continued run started with no worker polling, so that `update` reaches the flow in its
+    very first workflow task; what the update returned (or raised)."""
+    queue = flow_id("flows")
+    handle = await env.client.start_workflow(
+        ContractWorkflow.run, await continued(env, store), id=flow_id("contract"), task_queue=queue
+    )
+    sent = asyncio.create_task(update(handle))
+    await asyncio.sleep(0.5)
+    worker = Worker(
+        env.client,
+        task_queue=queue,
+        workflows=[ContractWorkflow],
+        activities=store.activities(),
+        workflow_runner=STRICT_SANDBOX,
+    )
+    async with worker:
+        done, _ = await asyncio.wait([sent], timeout=5)
+        assert done, "the update was never answered"
+        if (await handle.describe()).status is WorkflowExecutionStatus.RUNNING:
+            await handle.terminate()
+    return handle, await asyncio.gather(sent, return_exceptions=True)
+
+
+async def test_a_week_answered_in_the_first_task_of_a_continued_run_is_recorded(
+    time_skipping: WorkflowEnvironment, store: FakeContracts
+) -> None:
+    """covers: TCH-6. A teacher's yes to W3, carried over continue-as-new as awaiting, reaches
+    the next run before its `run` began: it is booked, not refused as closed."""
+
+    def agree(handle: Handle) -> Any:
+        assert store.input is not None
+        w3 = store.input.first_week + 2 * WEEK
+        return handle.execute_update(ContractWorkflow.answer_week, teacher(CHINESE, w3))
+
+    _, [booked] = await first_task_update(time_skipping, store, agree)
+    assert isinstance(booked, WeekBooking), booked
+    assert booked.state is ContractWeekState.booked
+
+
+async def test_a_termination_in_the_first_task_of_a_continued_run_closes_the_contract(
+    time_skipping: WorkflowEnvironment, store: FakeContracts
+) -> None:
+    """covers: TCH-6. The LP terminates a contract as its next run starts: accepted and
+    closed, not refused as already closed."""
+
+    def terminate(handle: Handle) -> Any:
+        return handle.execute_update(ContractWorkflow.terminate, Termination(actor=ACTOR))
+
+    _, [ended] = await first_task_update(time_skipping, store, terminate)
+    assert isinstance(ended, ContractView), ended
+    assert ended.state is ContractState.terminated
     [close] = store.calls.of("close_contract")
     assert close.step.state is ContractState.terminated
