@@ -70,6 +70,7 @@ TYPES: frozenset[str] = frozenset(
         "contract.week_unbooked",
         "contract.week_declined",
         "contract.week_expired",
+        "contract.week_withdrawn",
         # An open class (entity_id: the open class).
         "open_class.created",
         "open_class.edited",

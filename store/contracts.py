@@ -438,14 +438,17 @@ async def close(
     row.state, row.reason, row.updated_at = state, reason, now
     await audit.record(session, "contract", [row.id], state.value, actor, now, reason=reason)
     if state is ContractState.terminated:
-        await session.execute(
+        withdrawn = await session.scalars(
             update(ContractWeek)
             .where(
                 ContractWeek.contract_id == contract_id,
                 ContractWeek.state == ContractWeekState.awaiting,
             )
             .values(state=ContractWeekState.withdrawn, reason=reason or "contract terminated")
+            .returning(ContractWeek)
         )
+        for done in sorted(withdrawn, key=lambda w: (w.week, w.role.value)):
+            await _week_event(session, done, actor, now)
         future = await session.scalars(
             select(Class.id)
             .join(Timeslot, Timeslot.id == Class.timeslot_id)
@@ -600,7 +603,7 @@ async def _week_event(
     session: AsyncSession, done: ContractWeek, actor: Actor, now: datetime
 ) -> None:
     """`contract.week_<state>`: one teacher's class of one week was offered (`awaiting`),
-    booked, not booked, declined or expired."""
+    booked, not booked, declined, expired or withdrawn (the contract terminated)."""
     await audit.record(
         session,
         "contract",

@@ -29,6 +29,7 @@ from tests.helpers import (
     student,
     teacher,
 )
+from tests.test_events import settle
 from workflows.contract import ContractWorkflow
 
 ZONE = "Asia/Shanghai"
@@ -324,6 +325,17 @@ async def test_a_declined_week_frees_its_slot_and_termination_withdraws_the_week
     kept = await api.get(f"/v1/classes/{taken.json()['id']}", headers=LP)
     assert kept.json()["state"] == "booked"
     assert await awaiting(api, chinese) == []
+    await settle(db)
+    r = await api.get(
+        "/v1/events",
+        params={"types": "contract.week_withdrawn", "limit": 10},
+        headers=as_("teacher", foreign),
+    )
+    assert r.status_code == 200, r.text
+    withdrawn = [e["payload"] for e in r.json()["events"] if e["entity_id"] == cid]
+    assert sorted((p["week"], p["role"], p["reason"]) for p in withdrawn) == [
+        (str(w4), role, "moved") for role in ROLES
+    ]
     handle = stack.env.client.get_workflow_handle(f"contract-{cid}")
     assert (await handle.result())["state"] == "terminated"
     await assert_money_consistent(db)
