@@ -522,3 +522,20 @@ async def test_answers_racing_each_other_and_the_termination_book_at_most_once(
     spent = sum(1 for c in classes if c["state"] != "cancelled")
     assert (await balances(api, s))["credits"] == {"major": 20 - spent}
     await assert_money_consistent(db)
+
+
+async def test_a_portal_login_that_is_no_teacher_id_answers_nothing(stack: Stack) -> None:
+    """TCH-6: the teacher portal logged in as something that is no teacher id (a digit that is
+    not ASCII, a number too large) is no teacher of the contract: 403 for the whole contract,
+    409 for a week, never a 500."""
+    api = stack.api
+    chinese, foreign = await pair(api)
+    s = await student(api)
+    first = next_week(await stack.now(), ZONE)
+    cid = (await create(api, s, chinese, foreign, first))["id"]
+    for login in ("²".encode("latin-1"), b"9" * 20):
+        me: dict[str, str | bytes] = {**as_("teacher"), "X-Actor-Id": login}
+        r = await api.post(f"/v1/contracts/{cid}/agree", json={}, headers=me)
+        assert (r.status_code, r.json()["code"]) == (403, "forbidden_actor"), r.text
+        r = await api.post(f"/v1/contracts/{cid}/weeks/{first}/agree", json={}, headers=me)
+        assert (r.status_code, r.json()["code"]) == (409, "contract_week_not_theirs"), r.text

@@ -162,9 +162,17 @@ async def _ask(
     )
 
 
+def _teacher_of(ctx: Context) -> int:
+    """The teacher the portal is logged in as (0: nobody, who teaches nothing); answering is
+    the teacher portal's alone."""
+    teacher_id = ctx.portals_teacher
+    assert teacher_id is not None
+    return teacher_id
+
+
 async def _answer(ctx: Context, contract_id: int, body: Reason, *, agree: bool) -> ContractView:
     view = await _contract(ctx, contract_id)
-    teacher_id = int(ctx.actor.id) if ctx.actor.id.isdigit() else -1
+    teacher_id = _teacher_of(ctx)
     if teacher_id not in (view.chinese_teacher_id, view.foreign_teacher_id):
         raise ForbiddenActor(
             "only the contract's two teachers answer it",
@@ -183,7 +191,7 @@ async def _answer(ctx: Context, contract_id: int, body: Reason, *, agree: bool) 
     "/contracts/{contract_id}/agree",
     **describe(
         Operation.answer_contract,
-        ["TCH-6", "SD-7"],
+        ["TCH-6"],
         "Contracts proposed before weekly answers only (state `proposed`): one of the "
         "contract's teachers agrees to the whole contract. With both agreed, weeks W1 and W2 "
         "are booked with both teachers at once (the answer shows the contract active).",
@@ -286,11 +294,6 @@ async def read_contract(
         if ctx.actor.id not in {str(t) for t in role_teachers}:
             raise ForbiddenActor("a teacher reads their own contracts", actor_id=ctx.actor.id)
     return out
-
-
-def _teacher_of(ctx: Context) -> int:
-    """The teacher the portal is logged in as (-1: none, who teaches nothing)."""
-    return int(ctx.actor.id) if ctx.actor.id.isdecimal() and ctx.actor.id.isascii() else -1
 
 
 async def _answer_week(
