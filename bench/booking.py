@@ -54,9 +54,8 @@ import psutil
 
 from bench.http import Connection
 from domain.rules import BookingRules
-from store import dino_home
 from store.db import create_engine, sessions
-from store.inventory import AVAILABILITY_JSON
+from store.inventory import AVAILABILITY_JSON, availability_arguments
 from store.ledger import ledger_disagreements
 from store.migrate import upgrade
 
@@ -179,19 +178,18 @@ FLOOR_AVAILABILITY = AVAILABILITY_JSON
 
 
 def availability_args(window: "Window", now: datetime, rules: BookingRules) -> tuple[Any, ...]:
-    until = rules.exclusive_priority_until
-    return (
-        window.start_from,
-        window.start_to,
-        None,  # for_student
-        now,
-        None,  # teacher_id
-        None,  # course_type
-        AVAILABILITY_LIMIT,
-        False,  # hide_kept
-        rules.business_time_zone,
-        timedelta(hours=until.hour, minutes=until.minute, seconds=until.second),
-        *dino_home.window(rules),
+    """What the API's `GET /v1/timeslots?start_from=…&start_to=…` passes."""
+    return availability_arguments(
+        start_from=window.start_from,
+        start_to=window.start_to,
+        teacher_id=None,
+        course_type=None,
+        for_student=None,
+        now=now,
+        limit=AVAILABILITY_LIMIT,
+        hide_kept=False,
+        rules=rules,
+        product=None,
     )
 
 

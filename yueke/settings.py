@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
     # Connections kept open per process, never more: a connection opened and closed per request
     # under load costs PostgreSQL more CPU than the booking it carries (bench/README.md).
-    db_pool_size: int = 10
+    db_pool_size: int = 20
     # How long a request waits for a pooled connection before it answers 503 database_busy.
     db_pool_timeout: float = 5.0
     # Unset: the dev stack starts the Temporal dev server; elsewhere 127.0.0.1:7233.

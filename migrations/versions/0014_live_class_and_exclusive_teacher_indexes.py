@@ -24,19 +24,26 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.drop_index("ix_classes_teacher_start", table_name="classes")
-    op.create_index(
-        "ix_classes_live_teacher_start",
-        "classes",
-        ["teacher_id", "start_at"],
-        postgresql_where=sa.text("state <> 'cancelled'"),
-    )
-    op.create_index(
-        "ix_students_exclusive_teacher_id",
-        "students",
-        ["exclusive_teacher_id"],
-        postgresql_where=sa.text("exclusive_teacher_id IS NOT NULL"),
-    )
+    # Built without locking out writes to the busy tables (outside a transaction); the old
+    # index goes once the new one is there.
+    with op.get_context().autocommit_block():
+        op.create_index(
+            "ix_classes_live_teacher_start",
+            "classes",
+            ["teacher_id", "start_at"],
+            postgresql_where=sa.text("state <> 'cancelled'"),
+            postgresql_concurrently=True,
+        )
+        op.drop_index(
+            "ix_classes_teacher_start", table_name="classes", postgresql_concurrently=True
+        )
+        op.create_index(
+            "ix_students_exclusive_teacher_id",
+            "students",
+            ["exclusive_teacher_id"],
+            postgresql_where=sa.text("exclusive_teacher_id IS NOT NULL"),
+            postgresql_concurrently=True,
+        )
 
 
 def downgrade() -> None:
