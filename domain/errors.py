@@ -337,6 +337,13 @@ class AlreadySeated(DomainError):
     code = "already_seated"
 
 
+class OpenClassBySeat(Invalid):
+    """An open class (公开课) is a group class with seats: a student takes a seat of one
+    (`POST /v1/open-classes/{open_class_id}/seats`), never a 1-on-1 slot of course type open."""
+
+    code = "open_class_by_seat"
+
+
 class OpenClassSeat(DomainError):
     """A seat of an open class is not a 1-on-1 class of its teacher: a teacher's cancel (TCH-5)
     takes a whole class and offers the student other times, which a seat has no use for."""

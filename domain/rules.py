@@ -12,6 +12,7 @@ from domain.errors import (
     InPast,
     L7StudentsOnly,
     OffGrid,
+    OpenClassBySeat,
     OutsideWindow,
 )
 from domain.overbooking import OverbookingRules
@@ -145,6 +146,16 @@ def check_student_takes(student_id: int, level: int, course_type: CourseType) ->
             level=level,
             course_type=course_type.value,
             required_level=L7,
+        )
+
+
+def check_one_on_one(course_type: CourseType) -> None:
+    """A 1-on-1 booking is of any course type but open: an open class is booked by seat."""
+    if course_type is CourseType.open:
+        raise OpenClassBySeat(
+            "an open class is booked by seat, not as a 1-on-1 class",
+            course_type=course_type.value,
+            seats="POST /v1/open-classes/{open_class_id}/seats",
         )
 
 

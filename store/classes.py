@@ -25,6 +25,7 @@ from domain.rules import (
     CHINESE_TEACHER_COURSE_TYPES,
     L7,
     BookingRules,
+    check_one_on_one,
     check_student_can_book,
     check_student_takes,
     check_teaches,
@@ -159,6 +160,7 @@ async def book_class_at_once(
     """The class booked by BOOK_AT_ONCE, committed; None if any rule refused (nothing was
     written: `book_class` then books it, or says which rule refused). With a product (INT-1),
     a slot directed at that product may be taken too."""
+    check_one_on_one(course_type)
     asset = payment.asset
     key = {
         Asset.credit: course_type.value,
@@ -225,6 +227,7 @@ async def book_class(
     slot a fake cancel holds for the caller's channel (TMK-4, CC-4; BOOK_AT_ONCE never takes
     one).
     """
+    check_one_on_one(course_type)
     student = await get_student(session, student_id)
     check_student_takes(student.id, student.level, course_type)
     await courses.check_started(session, student_id, course_type)

@@ -19,6 +19,7 @@ from store.db import Sessions
 from tests.conftest import T0, Clock
 from tests.helpers import (
     CC,
+    LP,
     as_,
     assert_money_consistent,
     balances,
@@ -402,4 +403,26 @@ async def test_a_seat_does_not_change_student(api: httpx.AsyncClient, db: Sessio
         headers=CC,
     )
     assert code(r) == (409, "open_class_seat"), r.text
+    assert await snapshot(db) == before
+
+
+async def test_an_open_class_is_not_booked_one_on_one(api: httpx.AsyncClient, db: Sessions) -> None:
+    """covers: PAR-2, H5-2 — course type open on the 1-on-1 booking routes, in one statement,
+    step by step (with an Idempotency-Key) and in a batch: 422 open_class_by_seat, which names
+    the seats route, and nothing changed."""
+    t = await teacher(api, course_types=("major", "open"))
+    s = await student(api, credits={"open": 2})
+    [slot] = await open_slots(api, t, START)
+    body = {"student_id": s, "timeslot_id": slot, "course_type": "open"}
+    before = await snapshot(db)
+    for headers in (parent(s), {**parent(s), "Idempotency-Key": "open-1-on-1"}):
+        r = await api.post("/v1/classes", json=body, headers=headers)
+        assert code(r) == (422, "open_class_by_seat"), r.text
+        assert "/v1/open-classes/" in r.json()["details"]["seats"]
+    r = await api.post(
+        "/v1/classes/batch",
+        json={"student_id": s, "timeslot_ids": [slot], "course_type": "open"},
+        headers=LP,
+    )
+    assert code(r) == (422, "open_class_by_seat"), r.text
     assert await snapshot(db) == before

@@ -66,9 +66,7 @@ class AuditOut(BaseModel):
         Operation.book_class,
         [
             "PAR-1",
-            "PAR-2",
             "H5-1",
-            "H5-2",
             "H5-3",
             "H5-4",
             "H5-8",
@@ -79,7 +77,9 @@ class AuditOut(BaseModel):
             "TCH-7",
         ],
         "Book an open timeslot for a course type, paid with credit, a coupon or energy stones. "
-        "Between 1 h and 4 weeks ahead; the teacher must teach the course type. A special class "
+        "Between 1 h and 4 weeks ahead; the teacher must teach the course type. An open class "
+        "is booked by seat (`POST /v1/open-classes/{open_class_id}/seats`): course type open is "
+        "422 open_class_by_seat here. A special class "
         "needs the student's special course started (409 course_not_started, H5-6). Inside the "
         "exclusive-teacher priority window (SD-2, H5-8) an exclusive teacher's slots are for "
         "their own exclusive students (409 slot_reserved for others). Paid with stones, a "
