@@ -74,7 +74,11 @@ def activities(db: Sessions, settings: Settings) -> list[Callable[..., Any]]:
     """Every @activity.defn method, bound to one instance per activity class."""
     bound = []
     for cls in ACTIVITY_CLASSES:
-        instance = cls(db, settings.rules)
+        instance = (
+            WebhookActivities(db, settings.rules, settings.webhooks)
+            if cls is WebhookActivities
+            else cls(db, settings.rules)
+        )
         bound += [
             getattr(instance, name)
             for name, member in vars(cls).items()

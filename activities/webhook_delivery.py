@@ -2,9 +2,17 @@
 
 Each is idempotent without an operation key: reads change nothing, a send is at least once
 (the receiver de-duplicates by the event id), and the pause is a guarded UPDATE.
+
+A failed try says only what kind of failure it was (unreachable, timed out, answered 4xx or
+5xx): that message becomes the subscription's paused reason, which its channel reads, so
+transport details (which would tell open ports from closed ones) go to the worker log only.
 """
 
+import asyncio
+import logging
+import socket
 import time
+from urllib.parse import urlsplit
 
 import httpx
 from temporalio import activity
@@ -16,17 +24,51 @@ from domain.events import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     Delivery,
+    DeliveryPolicy,
     EventsToDeliver,
     MarkPaused,
     ReadEvents,
     WebhookState,
+    private_address,
     sign,
 )
+from domain.rules import BookingRules
 from store import events, webhooks
+from store.db import Sessions
 from store.models import WebhookSubscription
+
+log = logging.getLogger(__name__)
 
 
 class WebhookActivities(StoreActivities):
+    def __init__(
+        self, sessions: Sessions, rules: BookingRules, policy: DeliveryPolicy | None = None
+    ) -> None:
+        super().__init__(sessions, rules)
+        self.policy = policy or DeliveryPolicy()
+
+    async def _receiver_addresses(self, url: str) -> list[str]:
+        """The receiver's addresses, resolved now (the name may point elsewhere than at
+        registration); refused, and the subscription paused at once, if it is not public
+        and the deployment does not allow that."""
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            found = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        except OSError as exc:
+            log.warning("webhook receiver %s not resolved: %s", host, exc)
+            raise ApplicationError("receiver unreachable", type="unreachable") from exc
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
+        if not self.policy.allow_private_addresses and any(map(private_address, addresses)):
+            log.warning("webhook receiver %s resolves to a refused address %s", host, addresses)
+            raise ApplicationError(
+                "receiver address not allowed", type="address_refused", non_retryable=True
+            )
+        return addresses
+
     @activity.defn
     async def read_subscription_events(self, step: ReadEvents) -> EventsToDeliver:
         async with self.sessions() as session:
@@ -57,16 +99,38 @@ class WebhookActivities(StoreActivities):
             TIMESTAMP_HEADER: str(timestamp),
             SIGNATURE_HEADER: sign(secret, timestamp, body),
         }
+        # Sent to an address just checked (a second lookup could answer another one), each in
+        # turn until one takes the connection; the Host header and TLS (SNI, certificate) still
+        # name the host.
+        target = httpx.URL(url)
+        headers["Host"] = target.netloc.decode().rpartition("@")[2]
+        addresses = await self._receiver_addresses(url)
         seconds = step.timeout.total_seconds()
         try:
             async with httpx.AsyncClient(timeout=seconds, follow_redirects=False) as client:
-                answer = await client.post(url, content=body, headers=headers)
+                for address in addresses:
+                    try:
+                        answer = await client.post(
+                            target.copy_with(host=address),
+                            content=body,
+                            headers=headers,
+                            extensions={"sni_hostname": target.host},
+                        )
+                        break
+                    except httpx.ConnectError:
+                        if address == addresses[-1]:
+                            raise
         except httpx.TimeoutException as exc:
-            raise ApplicationError(f"no answer within {seconds:g} s", type="timeout") from exc
+            log.warning("webhook %s: no answer within %g s", step.subscription_id, seconds)
+            raise ApplicationError("timed out", type="timeout") from exc
         except httpx.HTTPError as exc:
-            raise ApplicationError(f"{type(exc).__name__}: {exc}", type="unreachable") from exc
+            log.warning("webhook %s: %s: %s", step.subscription_id, type(exc).__name__, exc)
+            raise ApplicationError("receiver unreachable", type="unreachable") from exc
         if not answer.is_success:
-            raise ApplicationError(f"HTTP {answer.status_code}", type="refused")
+            log.warning("webhook %s: HTTP %s", step.subscription_id, answer.status_code)
+            raise ApplicationError(
+                f"receiver answered {answer.status_code // 100}xx", type="refused"
+            )
         return WebhookState.active
 
     @activity.defn

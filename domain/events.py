@@ -8,6 +8,7 @@ enrolment or money writes one row of the audit trail in its own transaction; its
 
 import hashlib
 import hmac
+import ipaddress
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -132,17 +133,39 @@ class DeliveryPolicy(BaseModel):
     """How the webhook flow delivers (settings `YUEKE_WEBHOOKS__…`): an idle subscription reads
     the feed every `poll`, up to `batch` events at a time; each event is tried up to
     `max_attempts` times within `give_up_after`, backing off from `first_retry` to at most
-    `max_retry`, each try given `timeout`. An event that still fails pauses the subscription.
-    A run continues as new after `steps_per_run` activities."""
+    `max_retry`, each try given `timeout`; the defaults ride out a receiver down for hours.
+    An event that still fails pauses the subscription. A run continues as new after
+    `steps_per_run` activities. `allow_private_addresses`: the worker sends to, and the API
+    accepts, receivers on loopback, private, link-local and other non-public addresses (the
+    tests and `yueke dev`; never in production, where they are the metadata service, the
+    databases, Temporal)."""
 
     poll: timedelta = timedelta(seconds=5)
     batch: int = Field(100, ge=1, le=1000)
-    max_attempts: int = Field(8, ge=1)
-    give_up_after: timedelta = timedelta(hours=1)
+    max_attempts: int = Field(300, ge=1)
+    give_up_after: timedelta = timedelta(hours=24)
     first_retry: timedelta = timedelta(seconds=1)
     max_retry: timedelta = timedelta(minutes=5)
     timeout: timedelta = timedelta(seconds=10)
     steps_per_run: int = Field(500, ge=2)
+    allow_private_addresses: bool = False
+
+
+def private_address(address: str) -> bool:
+    """Not a public unicast address: where a webhook is not sent unless the deployment allows
+    it (SSRF). An IPv4 address written as IPv6 (::ffff:a.b.c.d) counts as itself."""
+    ip = ipaddress.ip_address(address.partition("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return (
+        not ip.is_global
+        or ip.is_loopback
+        or ip.is_private
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+    )
 
 
 class WebhookInput(BaseModel):

@@ -48,6 +48,7 @@ POLICY = DeliveryPolicy(
     max_retry=timedelta(seconds=0.5),
     timeout=timedelta(seconds=1),
     steps_per_run=12,
+    allow_private_addresses=True,
 )
 # How the receiver answers an event's n-th try: "ok", "500" or "slow" (past the timeout).
 Answer = Callable[[int, int], str]
@@ -112,15 +113,21 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @pytest.fixture
+def policy() -> DeliveryPolicy:
+    return POLICY
+
+
+@pytest.fixture
 async def hooks_stack(
-    dev_server: WorkflowEnvironment, db: Sessions, database_url: str
+    dev_server: WorkflowEnvironment, db: Sessions, database_url: str, policy: DeliveryPolicy
 ) -> AsyncIterator[Stack]:
-    """As `live_stack`, with a delivery policy that retries and pauses within seconds."""
+    """As `live_stack`, with a delivery policy that retries and pauses within seconds, and
+    lets the worker send to the receiver on 127.0.0.1."""
     settings = Settings(
         database_url=database_url,
         channel_keys=dev_channel_keys(),
         temporal_task_queue=f"yueke-hooks-{uuid.uuid4().hex[:8]}",
-        webhooks=POLICY,
+        webhooks=policy,
     )
     worker = build_worker(dev_server.client, db, settings, workflow_runner=STRICT_SANDBOX)
     app = create_app(settings, temporal_client=dev_server.client)
@@ -238,11 +245,14 @@ async def test_a_failing_subscription_pauses_and_resumes(
 
     await until(paused)
     r = await api.get(f"/v1/webhooks/{hook['id']}", headers=LP)
-    assert "HTTP 500" in r.json()["paused_reason"]
+    assert (
+        r.json()["paused_reason"]
+        == f"event {receiver.received[0]['id']} failed: receiver answered 5xx"
+    )
     first = receiver.received[0]["id"]
     assert set(receiver.tries) == {first} and receiver.tries[first] == POLICY.max_attempts
     status = await client.get_workflow_handle(flow_id).query("state")
-    assert status["state"] == "paused" and "HTTP 500" in status["last_error"]
+    assert status["state"] == "paused" and status["last_error"] == "receiver answered 5xx"
 
     async def found_paused() -> bool:
         query = (
@@ -277,3 +287,67 @@ async def test_a_failing_subscription_pauses_and_resumes(
     r = await api.get("/v1/webhooks", headers=LP)
     assert r.json() == []
     await record(client, flow_id, request.node.name)
+
+
+async def paused_reason(api: httpx.AsyncClient, hook: dict[str, Any]) -> str:
+    """The subscription's paused reason, once the flow has paused it."""
+    reason: str | None = None
+
+    async def paused() -> bool:
+        nonlocal reason
+        r = await api.get(f"/v1/webhooks/{hook['id']}", headers=LP)
+        reason = r.json()["paused_reason"]
+        return bool(r.json()["state"] == "paused")
+
+    await until(paused)
+    assert reason is not None
+    return reason
+
+
+async def test_an_unreachable_receiver_is_paused_without_transport_details(
+    hooks_stack: Stack, receiver: Receiver
+) -> None:
+    """The paused reason is what its channel reads: the kind of failure, never the
+    connection error (which would tell a closed port from an open one)."""
+    api = hooks_stack.api
+    closed = receiver.url
+    assert receiver.server is not None
+    receiver.server.close()
+    await receiver.server.wait_closed()
+    s = await student(api)
+    hook = await subscribe(api, closed, ["money.credited"])
+    await grant(api, s, "credit", 1, "major")
+    reason = await paused_reason(api, hook)
+    assert reason.endswith(" failed: receiver unreachable"), reason
+    flow = hooks_stack.env.client.get_workflow_handle(webhooks.flow_id(hook["id"]))
+    assert (await flow.query("state"))["last_error"] == "receiver unreachable"
+
+
+@pytest.mark.parametrize("policy", [POLICY.model_copy(update={"allow_private_addresses": False})])
+async def test_a_name_resolving_to_a_private_address_is_not_sent_to(
+    hooks_stack: Stack, receiver: Receiver
+) -> None:
+    """A name passes registration; at delivery it resolves to loopback, which this deployment
+    does not allow: nothing is sent, and the subscription is paused at the first try."""
+    api = hooks_stack.api
+    s = await student(api)
+    hook = await subscribe(api, receiver.url.replace("127.0.0.1", "localhost"), ["money.credited"])
+    await grant(api, s, "credit", 1, "major")
+    reason = await paused_reason(api, hook)
+    assert reason.endswith(" failed: receiver address not allowed"), reason
+    assert receiver.received == []
+
+
+def test_the_default_retries_ride_out_an_hour_long_outage() -> None:
+    """With the default policy an event is still being retried after a receiver has been
+    down for an hour (a deploy, a network incident): the tries' backoff, capped at
+    `max_retry`, reaches past an hour before `max_attempts` or `give_up_after` end it."""
+    policy = DeliveryPolicy()
+    waited, interval = timedelta(0), policy.first_retry
+    for _ in range(policy.max_attempts - 1):
+        waited += interval
+        interval = min(interval * 2, policy.max_retry)
+    assert waited > timedelta(hours=2)
+    assert policy.give_up_after > timedelta(hours=2)
+    assert policy.max_retry <= timedelta(minutes=5)
+    assert not policy.allow_private_addresses

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.webhook_delivery import WebhookActivities
@@ -104,7 +104,9 @@ class WebhookDeliveryWorkflow:
                 ),
             )
         except ActivityError as failed:
-            self.last_error = str(failed.cause or failed)
+            # The kind of failure only (the activity's message): the channel reads it.
+            cause = failed.cause
+            self.last_error = cause.message if isinstance(cause, FailureError) else str(failed)
             state = await workflow.execute_activity_method(
                 WebhookActivities.pause_failing_subscription,
                 MarkPaused(

@@ -15,6 +15,7 @@ from pathlib import Path
 import uvicorn
 
 from api.app import create_app
+from domain.events import DeliveryPolicy
 from store.db import create_engine, sessions
 from store.migrate import upgrade_async
 from worker import build_worker, ensure_search_attributes, retype_search_attributes
@@ -86,6 +87,13 @@ def start_temporal(settings: Settings) -> subprocess.Popen[bytes]:
     )
 
 
+def dev_webhooks(policy: DeliveryPolicy) -> DeliveryPolicy:
+    """On one machine the receivers are on 127.0.0.1 too: allowed, unless set otherwise."""
+    if "allow_private_addresses" in policy.model_fields_set:
+        return policy
+    return policy.model_copy(update={"allow_private_addresses": True})
+
+
 async def run(settings: Settings, *, demo: bool = False) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database_url = settings.database_url or start_postgres(settings.data_dir)
@@ -94,6 +102,7 @@ async def run(settings: Settings, *, demo: bool = False) -> None:
         update={
             "database_url": database_url,
             "channel_keys": settings.channel_keys or dev_channel_keys(),
+            "webhooks": dev_webhooks(settings.webhooks),
         }
     )
     try:

@@ -79,7 +79,8 @@ class Settings(BaseSettings):
     # When the weekly booking Schedules fire (SD-1, SD-6), e.g. YUEKE_WEEKLY__AUTO_BOOKING_AT.
     weekly: WeeklyJobs = WeeklyJobs()
     # How webhooks are delivered and when a failing one is paused, e.g.
-    # YUEKE_WEBHOOKS__MAX_ATTEMPTS=8, YUEKE_WEBHOOKS__GIVE_UP_AFTER=PT1H (docs/events.md).
+    # YUEKE_WEBHOOKS__MAX_ATTEMPTS=300, YUEKE_WEBHOOKS__GIVE_UP_AFTER=P1D; receivers on private
+    # or loopback addresses only with YUEKE_WEBHOOKS__ALLOW_PRIVATE_ADDRESSES=true (docs/events.md).
     webhooks: DeliveryPolicy = DeliveryPolicy()
     # Operation keys (Idempotency-Key answers, activity results) are kept this long, then the
     # hourly Schedule `operation-key-cleanup` deletes them; a retry after that acts again.

@@ -15,7 +15,7 @@ from api.routes.events import event_types
 from api.types import IdParam, Text
 from domain.channels import Operation
 from domain.errors import FlowClosed, Unavailable, WebhookUrlRefused
-from domain.events import WebhookInput, WebhookState
+from domain.events import WebhookInput, WebhookState, private_address
 from store import events, webhooks
 from workflows.common import WEBHOOK_STATE, FlowKind, search_attributes
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
@@ -50,17 +50,31 @@ class WebhookOut(BaseModel):
     updated_at: datetime
 
 
-def web_url(url: str) -> str:
-    """Only http(s) URLs with a host (SSRF; docs/events.md says what else to restrict)."""
+def web_url(url: str, allow_private_addresses: bool) -> str:
+    """Only http(s) URLs with a host, no user or password in them, and (unless the deployment
+    allows it) no host that is a private or loopback address (SSRF; the worker checks the
+    address a name resolves to at each delivery). The URL is not echoed: it may hold
+    credentials."""
     try:
         parts = urlsplit(url)
         host = parts.hostname
         parts.port  # noqa: B018 - a port out of range raises here
     except ValueError as exc:
-        raise WebhookUrlRefused("not a URL", url=url[:200]) from exc
+        raise WebhookUrlRefused("not a URL") from exc
+    if parts.username is not None or parts.password is not None:
+        raise WebhookUrlRefused("a webhook URL carries no user or password; sign with the secret")
     if parts.scheme not in ("http", "https") or not host:
-        raise WebhookUrlRefused("a webhook URL is http:// or https:// with a host", url=url[:200])
+        raise WebhookUrlRefused("a webhook URL is http:// or https:// with a host")
+    if not allow_private_addresses and _private_host(host):
+        raise WebhookUrlRefused("a webhook is not sent to a private or loopback address")
     return url
+
+
+def _private_host(host: str) -> bool:
+    try:
+        return private_address(host)
+    except ValueError:
+        return False  # a name, checked once resolved, at delivery
 
 
 async def _nudge(ctx: Context, subscription_id: int, state: WebhookState) -> None:
@@ -82,14 +96,15 @@ async def _nudge(ctx: Context, subscription_id: int, state: WebhookState) -> Non
         [],
         "Subscribe to events: each event of `types` is POSTed to `url` as JSON, in feed "
         "order, at least once, signed (headers in docs/events.md); retried with backoff, and "
-        "paused after persistent failure. 422 webhook_url_refused (not http(s) with a host), "
+        "paused after persistent failure. 422 webhook_url_refused (not http(s) with a host, "
+        "a user or password in it, or a private or loopback address), "
         "422 unknown_event_type. Workflow id: webhook-{id}.",
     ),
 )
 async def create_webhook(
     body: NewWebhook, ctx: Context = caller(Operation.manage_webhooks)
 ) -> WebhookOut:
-    url = web_url(body.url)
+    url = web_url(body.url, ctx.webhooks.allow_private_addresses)
     types = event_types(body.types)
     assert types is not None
 

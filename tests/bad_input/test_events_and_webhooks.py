@@ -26,6 +26,16 @@ GOOD = {"url": "https://hooks.example.com/yueke", "secret": "s" * 16, "types": [
         ({**GOOD, "url": "hooks.example.com/x"}, "webhook_url_refused"),
         ({**GOOD, "url": "http://hooks.example.com:99999/"}, "webhook_url_refused"),
         ({**GOOD, "url": "http://[::1/"}, "webhook_url_refused"),
+        ({**GOOD, "url": "http://169.254.169.254/latest/meta-data/"}, "webhook_url_refused"),
+        ({**GOOD, "url": "http://100.100.100.200/latest/meta-data/"}, "webhook_url_refused"),
+        ({**GOOD, "url": "http://10.0.0.5/hooks"}, "webhook_url_refused"),
+        ({**GOOD, "url": "http://192.168.1.1/hooks"}, "webhook_url_refused"),
+        ({**GOOD, "url": "http://127.0.0.1:7233/"}, "webhook_url_refused"),
+        ({**GOOD, "url": "http://0.0.0.0:5432/"}, "webhook_url_refused"),
+        ({**GOOD, "url": "http://[::1]:8000/"}, "webhook_url_refused"),
+        ({**GOOD, "url": "http://[::ffff:127.0.0.1]/"}, "webhook_url_refused"),
+        ({**GOOD, "url": "http://[fe80::1]/"}, "webhook_url_refused"),
+        ({**GOOD, "url": "http://224.0.0.1/"}, "webhook_url_refused"),
         ({**GOOD, "url": "https://x.example/" + "a" * 2000}, "malformed_body"),
         ({**GOOD, "url": "https://x.example/\x00"}, "malformed_body"),
         ({**GOOD, "secret": ""}, "malformed_body"),
@@ -42,6 +52,31 @@ async def test_bad_webhooks_are_refused(
     api: httpx.AsyncClient, db: Sessions, body: dict[str, Any], code: str
 ) -> None:
     await refused(api, db, "POST", "/v1/webhooks", 422, code, json=body, headers=LP)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hook-user:hunter2-secret@hooks.example.com/yueke",
+        "https://hunter2-secret@hooks.example.com/yueke",
+        "ftp://hook-user:hunter2-secret@hooks.example.com/",
+        "http://hook-user:hunter2-secret@[::1/",
+    ],
+)
+async def test_a_url_with_credentials_is_refused_without_echoing_them(
+    api: httpx.AsyncClient, db: Sessions, url: str
+) -> None:
+    body = await refused(
+        api,
+        db,
+        "POST",
+        "/v1/webhooks",
+        422,
+        "webhook_url_refused",
+        json={**GOOD, "url": url},
+        headers=LP,
+    )
+    assert "hunter2" not in str(body)
 
 
 @pytest.mark.parametrize("headers", [as_("parent_h5", 1), as_("parent_pc", 1), as_("teacher", 1)])
