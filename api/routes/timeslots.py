@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.context import Context, caller, describe
 from api.types import Id, IdParam, UtcDatetime
-from domain.channels import ALLOWED, PARENTS, Operation
+from domain.channels import ALLOWED, PARENTS, Operation, check_sells
 from domain.errors import Forbidden
 from domain.values import LocalTime, TimeZone
 from domain.week_pattern import PatternTime
@@ -210,7 +210,8 @@ async def close_timeslots(
         "out with student_id unless that student is one of them, and always for parent "
         "channels (a parent without student_id sees none of them); staff and teacher channels "
         "without student_id see them. Slots directed at a product line (INT-1) are listed "
-        "only with that `product`.",
+        "only with that `product`, for a channel that sells it (else 403 "
+        "product_not_sold_by_channel, as when booking with it).",
     ),
 )
 async def availability(
@@ -223,6 +224,8 @@ async def availability(
     limit: int = Query(200, ge=1, le=1000),
     ctx: Context = caller(Operation.read_availability),
 ) -> Response:
+    if product is not None:
+        check_sells(ctx.actor.channel, product)
     if student_id is not None:
         # Held slots are that student's business: the channels that may read the student (not
         # the teacher portal), and a parent only as that student.

@@ -169,6 +169,18 @@ async def test_bad_product_on_a_booking_or_availability(
         "product": "tutoring",
     }
     await refused(api, db, "GET", "/v1/timeslots", 422, "malformed_body", params=params, headers=LP)
+    # Listing a product line's slots is for the channels that sell it, like booking with it.
+    for headers in (as_("parent_h5", world.student), LP):
+        await refused(
+            api,
+            db,
+            "GET",
+            "/v1/timeslots",
+            403,
+            "product_not_sold_by_channel",
+            params={**params, "product": "dual_teacher"},
+            headers=headers,
+        )
 
 
 def campaign(**changes: Any) -> dict[str, Any]:
