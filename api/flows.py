@@ -55,6 +55,10 @@ ReturnType = TypeVar("ReturnType")
 AnswerType = TypeVar("AnswerType")
 
 
+# Detached calls to Temporal in flight at once, per API process (`Flows.later`).
+DETACHED_AT_ONCE = 4
+
+
 class Flows:
     """Every call waits a bounded time: a Temporal that is down or slow answers 503
     temporal_unavailable instead of holding the request (and nothing else waits with it)."""
@@ -69,6 +73,22 @@ class Flows:
         self._client = client
         self._interceptors = interceptors
         self._lock = asyncio.Lock()
+        self._detached: set[asyncio.Task[None]] = set()
+        self._detached_slots = asyncio.Semaphore(DETACHED_AT_ONCE)
+
+    def later(self, call: Callable[[], Awaitable[None]]) -> None:
+        """A call to Temporal that no answer waits for (a wake, a teacher change heard after
+        the answer), detached from the request and a few at a time: neither the caller's
+        connection nor a classroom spike waits for Temporal, and Temporal takes them at its
+        pace. Each such call is one a flow also finds out by itself at its next step."""
+
+        async def detached() -> None:
+            async with self._detached_slots:
+                await call()
+
+        task = asyncio.get_running_loop().create_task(detached())
+        self._detached.add(task)
+        task.add_done_callback(self._detached.discard)
 
     async def client(self) -> Client:
         """Connects on first use, so the booking API starts (and books) while Temporal is down;

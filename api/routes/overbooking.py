@@ -6,8 +6,9 @@ followed by its workflow, overbook-{class_id}."""
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import partial
 
-from fastapi import APIRouter, BackgroundTasks
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -237,7 +238,7 @@ async def _wake(flows: Flows, class_id: int, entered_at: datetime) -> None:
     ),
 )
 async def student_entered(
-    class_id: IdParam, background: BackgroundTasks, ctx: Context = caller(Operation.enter_classroom)
+    class_id: IdParam, ctx: Context = caller(Operation.enter_classroom)
 ) -> OverbookView:
     async def op(session: AsyncSession) -> OverbookView:
         return await overbooking.enter(
@@ -248,9 +249,11 @@ async def student_entered(
     # match waits on no Temporal call, even when Temporal is slow or away.
     entered = await ctx.run(None, OverbookView, op)
     if entered.state is OverbookState.waiting:
-        background.add_task(_wake, ctx.flows, class_id, ctx.now)
+        ctx.flows.later(partial(_wake, ctx.flows, class_id, ctx.now))
     elif entered.teacher_id is not None and entered.matched_at == ctx.now:  # matched now
-        background.add_task(ctx.flows.tell_teacher_changed, class_id, entered.teacher_id, ctx.now)
+        ctx.flows.later(
+            partial(ctx.flows.tell_teacher_changed, class_id, entered.teacher_id, ctx.now)
+        )
     return entered
 
 
