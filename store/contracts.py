@@ -136,21 +136,7 @@ async def check_proposal(
 async def propose(
     session: AsyncSession, contract: ContractInput, now: datetime, rules: BookingRules
 ) -> ContractView:
-    await check_proposal(
-        session,
-        student_id=contract.student_id,
-        chinese=contract.chinese,
-        foreign=contract.foreign,
-        first_week=contract.first_week,
-        weeks=contract.weeks,
-        course_type=contract.course_type,
-        now=now,
-        rules=rules,
-    )
-    row = _new_row(contract, ContractState.proposed, now)
-    session.add(row)
-    await session.flush()
-    await audit.record(session, "contract", [row.id], "proposed", contract.actor, now)
+    row = await _insert(session, contract, ContractState.proposed, "proposed", now, rules)
     return view_of(row, rules)
 
 
@@ -159,21 +145,7 @@ async def create(
 ) -> Created:
     """SD-7: the LP schedules the contract. It is active at once and W1 and W2 are booked with
     both teachers, in one transaction; a role that cannot be booked keeps its reason."""
-    await check_proposal(
-        session,
-        student_id=contract.student_id,
-        chinese=contract.chinese,
-        foreign=contract.foreign,
-        first_week=contract.first_week,
-        weeks=contract.weeks,
-        course_type=contract.course_type,
-        now=now,
-        rules=rules,
-    )
-    row = _new_row(contract, ContractState.active, now)
-    session.add(row)
-    await session.flush()
-    await audit.record(session, "contract", [row.id], "started", contract.actor, now)
+    row = await _insert(session, contract, ContractState.active, "started", now, rules)
     weeks = [
         await book_week(
             session,
@@ -186,6 +158,33 @@ async def create(
         for i in range(min(WEEKS_AHEAD, row.weeks or WEEKS_AHEAD))
     ]
     return Created(view=view_of(row, rules), weeks=weeks)
+
+
+async def _insert(
+    session: AsyncSession,
+    contract: ContractInput,
+    state: ContractState,
+    action: str,
+    now: datetime,
+    rules: BookingRules,
+) -> Contract:
+    """The contract checked and recorded in `state`, with its audit row."""
+    await check_proposal(
+        session,
+        student_id=contract.student_id,
+        chinese=contract.chinese,
+        foreign=contract.foreign,
+        first_week=contract.first_week,
+        weeks=contract.weeks,
+        course_type=contract.course_type,
+        now=now,
+        rules=rules,
+    )
+    row = _new_row(contract, state, now)
+    session.add(row)
+    await session.flush()
+    await audit.record(session, "contract", [row.id], action, contract.actor, now)
+    return row
 
 
 def _new_row(contract: ContractInput, state: ContractState, now: datetime) -> Contract:
