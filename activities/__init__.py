@@ -55,6 +55,15 @@ class StoreActivities:
         except DomainError as error:
             raise refusal_error(Refusal.of(error)) from error
 
+    async def read(self, op: Callable[[AsyncSession], Awaitable[Out]]) -> Out:
+        """op in one read-only transaction: a read needs no operation key, a retry reads
+        again."""
+        try:
+            async with self.sessions() as session, session.begin():
+                return await op(session)
+        except DomainError as error:
+            raise refusal_error(Refusal.of(error)) from error
+
     @staticmethod
     def key() -> str:
         """The running activity's operation key: its place in its workflow run."""

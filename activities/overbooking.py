@@ -47,7 +47,7 @@ class OverbookedClassActivities(StoreActivities):
         async def op(session: AsyncSession) -> OverbookView:
             return await overbooking.view(session, step.class_id)
 
-        return await self.once(step, step.now, OverbookView, op)
+        return await self.read(op)
 
 
 class TeacherReservationActivities(StoreActivities):

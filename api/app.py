@@ -77,6 +77,7 @@ def create_app(
             settings, temporal_client, interceptors=telemetry.temporal_interceptors(tracing)
         )
         yield
+        await app.state.flows.close()
         await engine.dispose()
         if tracing is not None and tracer_provider is None:
             tracing.shutdown()

@@ -57,6 +57,8 @@ AnswerType = TypeVar("AnswerType")
 
 # Detached calls to Temporal in flight at once, per API process (`Flows.later`).
 DETACHED_AT_ONCE = 4
+# Paced calls waiting their turn, per API process (`Flows.paced`); past this they are dropped.
+PACED_BACKLOG = 100_000
 
 
 class Flows:
@@ -75,12 +77,14 @@ class Flows:
         self._lock = asyncio.Lock()
         self._detached: set[asyncio.Task[None]] = set()
         self._detached_slots = asyncio.Semaphore(DETACHED_AT_ONCE)
+        self._paced: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue(PACED_BACKLOG)
+        self._pacer: asyncio.Task[None] | None = None
 
     def later(self, call: Callable[[], Awaitable[None]]) -> None:
-        """A call to Temporal that no answer waits for (a wake, a teacher change heard after
-        the answer), detached from the request and a few at a time: neither the caller's
-        connection nor a classroom spike waits for Temporal, and Temporal takes them at its
-        pace. Each such call is one a flow also finds out by itself at its next step."""
+        """A call to Temporal that no answer waits for (a waiting student's wake), detached
+        from the request and a few at a time: neither the caller's connection nor a classroom
+        spike waits for Temporal, and Temporal takes them at its pace. Each such call is one a
+        flow also finds out by itself at its next step."""
 
         async def detached() -> None:
             async with self._detached_slots:
@@ -89,6 +93,33 @@ class Flows:
         task = asyncio.get_running_loop().create_task(detached())
         self._detached.add(task)
         task.add_done_callback(self._detached.discard)
+
+    def paced(self, call: Callable[[], Awaitable[None]]) -> None:
+        """A `later` call that nobody needs within seconds (a flow told what it also reads
+        by itself at its next step): sent at most `temporal_paced_calls_per_second`, so a
+        classroom spike's thousands reach Temporal after the spike rather than taking its
+        CPU during it. A full backlog drops the call with a warning."""
+        if self._pacer is None:
+            self._pacer = asyncio.get_running_loop().create_task(self._pace())
+        try:
+            self._paced.put_nowait(call)
+        except asyncio.QueueFull:
+            log.warning("%d paced calls to Temporal wait already: one dropped", PACED_BACKLOG)
+
+    async def _pace(self) -> None:
+        interval = 1 / self._settings.temporal_paced_calls_per_second
+        while True:
+            self.later(await self._paced.get())
+            await asyncio.sleep(interval)
+
+    async def close(self) -> None:
+        """At shutdown: the calls not sent yet are dropped (each flow reads what they would
+        have told it at its next step)."""
+        if self._pacer is not None:
+            self._pacer.cancel()
+        for task in list(self._detached):
+            task.cancel()
+        await asyncio.gather(*self._detached, *filter(None, [self._pacer]), return_exceptions=True)
 
     async def client(self) -> Client:
         """Connects on first use, so the booking API starts (and books) while Temporal is down;

@@ -57,6 +57,7 @@ from store import overbooking
 from store.db import create_engine, sessions
 from store.ledger import ledger_disagreements
 from worker import build_worker
+from workflows.common import SEARCH_ATTRIBUTES, FlowKind, search_attributes
 from workflows.overbooked_class import OverbookedClassWorkflow
 from yueke.devstack import installed
 from yueke.settings import Settings
@@ -169,6 +170,9 @@ async def start_flows(
                 ),
                 id=overbooking.flow_id(class_id),
                 task_queue=task_queue,
+                search_attributes=search_attributes(
+                    FlowKind.overbook, channel=actor.channel.value, student_id=student_id
+                ),
             )
 
     await asyncio.gather(*(one(c, s) for c, s in booked))
@@ -242,6 +246,24 @@ async def spike(
     return phase, teachers
 
 
+async def flows_told(client: Client, n: int, limit: float = 600.0) -> bool:
+    """After the spike: the API tells each class's flow of its match, paced
+    (`YUEKE_TEMPORAL_PACED_CALLS_PER_SECOND`), and each flow then shows its teacher in
+    `TeacherId`. Prints how long after the spike the last flow showed it."""
+    began = time.perf_counter()
+    query = f'Flow = "{FlowKind.overbook.value}" AND TeacherId IS NOT NULL'
+    while (told := (await client.count_workflows(query)).count) < n:
+        if time.perf_counter() - began > limit:
+            print(f"  CHECK FAILED: {told} of {n} flows show their teacher after {limit:g} s")
+            return False
+        await asyncio.sleep(1)
+    print(
+        f"flows showing their teacher (TeacherId): {told} of {n}, the last "
+        f"{time.perf_counter() - began:.1f} s after the spike"
+    )
+    return True
+
+
 async def check(conn: asyncpg.Connection, url: str, phase: Phase, n: int, teachers: dict) -> bool:
     problems = []
     if phase.ok != n:
@@ -295,6 +317,7 @@ async def bench(args: argparse.Namespace, server: str, where: str) -> bool:
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=installed("temporal"),
             data_converter=pydantic_data_converter,
+            search_attributes=SEARCH_ATTRIBUTES,
             dev_server_extra_args=["--log-level", "error"],
         )
         stack.push_async_callback(env.shutdown)
@@ -353,11 +376,12 @@ async def bench(args: argparse.Namespace, server: str, where: str) -> bool:
                 postmaster,
                 {"Temporal dev server": server} if server is not None else {},
             )
+            phase.done, phase.unit = "matched", "entries/s"
+            print(phase.report())
+            told = await flows_told(env.client, n)
         finally:
             stop_api(api)
-        phase.done, phase.unit = "matched", "entries/s"
-        print(phase.report())
-        return await check(conn, url, phase, n, matched)
+        return await check(conn, url, phase, n, matched) and told
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
@@ -35,6 +36,14 @@ with workflow.unsafe.imports_passed_through():
 
 # Flows started before TeacherId followed the class's teacher replay without upserting it.
 TAG_TEACHER = "tag-teacher"
+# Flows that read a teacher change through a (remote) activity replay doing so.
+READ_CLASS_LOCALLY = "read-class-locally"
+# A read after a teacher change runs inside the workflow task that heard it: no activity task
+# round trip through Temporal for each of a spike's matches.
+LOCAL_READ = workflow.LocalActivityConfig(
+    start_to_close_timeout=timedelta(seconds=10),
+    retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+)
 
 
 @workflow.defn
@@ -70,14 +79,18 @@ class OverbookedClassWorkflow:
         self,
         activity: Callable[[OverbookedClassActivities, ClassStep], Awaitable[OverbookView]],
         booked: OverbookedClassInput,
+        *,
+        local: bool = False,
     ) -> bool:
         """One store step; False if the class does not exist (its booking never committed)."""
+        step = ClassStep(class_id=booked.class_id, actor=booked.actor, now=workflow.now())
         try:
-            self.view = await workflow.execute_activity_method(
-                activity,
-                ClassStep(class_id=booked.class_id, actor=booked.actor, now=workflow.now()),
-                **STORE_STEP,
-            )
+            if local:
+                self.view = await workflow.execute_local_activity_method(
+                    activity, step, **LOCAL_READ
+                )
+            else:
+                self.view = await workflow.execute_activity_method(activity, step, **STORE_STEP)
         except ActivityError as error:
             if refusal_of(error).code == "class_not_found":
                 return False
@@ -112,7 +125,8 @@ class OverbookedClassWorkflow:
                 return
             if self.heard_teacher_change:
                 self.heard_teacher_change = False
-                await self._step(OverbookedClassActivities.read_class, booked)
+                local = workflow.patched(READ_CLASS_LOCALLY)
+                await self._step(OverbookedClassActivities.read_class, booked, local=local)
             if entry_wakes and self.woken:
                 return
 

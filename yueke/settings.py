@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     # answers 503 temporal_unavailable (the caller retries with the same Idempotency-Key).
     temporal_connect_timeout: float = 5.0
     flow_answer_timeout: float = 20.0
+    # An over-booked class's flow told of a match before the start (which it would read at the
+    # start anyway) is told at most this many a second per API process, so a classroom
+    # spike's tells reach Temporal after it rather than taking the spike's CPU (bench/README).
+    temporal_paced_calls_per_second: float = Field(10.0, gt=0)
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000

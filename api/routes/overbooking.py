@@ -251,9 +251,13 @@ async def student_entered(
     if entered.state is OverbookState.waiting:
         ctx.flows.later(partial(_wake, ctx.flows, class_id, ctx.now))
     elif entered.teacher_id is not None and entered.matched_at == ctx.now:  # matched now
-        ctx.flows.later(
-            partial(ctx.flows.tell_teacher_changed, class_id, entered.teacher_id, ctx.now)
-        )
+        tell = partial(ctx.flows.tell_teacher_changed, class_id, entered.teacher_id, ctx.now)
+        # Before the start the flow reads the class by itself when it wakes then: the tell
+        # only shows the teacher sooner, so it waits its turn behind a spike's others.
+        if ctx.now < entered.start_at:
+            ctx.flows.paced(tell)
+        else:
+            ctx.flows.later(tell)
     return entered
 
 
