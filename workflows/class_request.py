@@ -7,9 +7,11 @@ approval books a class, and everything else gives the hold back in full.
 """
 
 from datetime import timedelta
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
     from activities.class_request import ClassRequestActivities
@@ -24,7 +26,15 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.refusal import Refusal
     from domain.words import RequestState
-    from workflows.common import STORE_STEP, refusal_of, refuse
+    from workflows.common import LOCAL_STORE_STEP, STORE_STEP, refusal_of, refuse
+
+# Runs from this patch on take their store steps as local activities: each runs inside the
+# workflow task that needs it, sparing Temporal an activity task and a workflow task per step.
+LOCAL_STEPS = "class-request-local-steps"
+# How long a flow over within its first workflow task waits for the `submitted` update.
+ASKED_WITHIN = timedelta(minutes=1)
+
+Step = TypeVar("Step")
 
 
 @workflow.defn
@@ -33,17 +43,20 @@ class ClassRequestWorkflow:
         self.view: RequestView | None = None
         self.refusal: Refusal | None = None
         self.answer: Approval | tuple[RequestState, Rejection] | None = None
+        self.local_steps = False
+        self.asked = False
 
     @workflow.run
     async def run(self, request: ClassRequestInput) -> RequestView | None:
+        self.local_steps = workflow.patched(LOCAL_STEPS)
         try:
-            self.view = await workflow.execute_activity_method(
+            self.view = await self._step(
                 ClassRequestActivities.hold_request_payment,
                 CreateRequest(request=request, now=workflow.now()),
-                **STORE_STEP,
             )
-        except ActivityError as error:
+        except (ActivityError, ApplicationError) as error:
             self.refusal = refusal_of(error)
+            await self._heard()
             return None
 
         try:
@@ -60,18 +73,32 @@ class ClassRequestWorkflow:
         elif self.answer is not None:
             state, rejection = self.answer
             await self._release(state, rejection)
+        await self._heard()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.view
+
+    async def _heard(self) -> None:
+        """From LOCAL_STEPS on, the flow does not close before the starter's `submitted`
+        update has heard how the hold went: a local hold refused (or released, its deadline
+        already past) ends within the first workflow task, before that update, sent right
+        after the start, has arrived. At most ASKED_WITHIN, for a starter that never asks."""
+        if not self.local_steps or self.asked:
+            return
+        try:
+            await workflow.wait_condition(
+                lambda: self.asked and workflow.all_handlers_finished(), timeout=ASKED_WITHIN
+            )
+        except TimeoutError:
+            pass
 
     async def _book(self, approval: Approval) -> None:
         assert self.view is not None
         try:
-            self.view = await workflow.execute_activity_method(
+            self.view = await self._step(
                 ClassRequestActivities.book_approved_request,
                 ApproveRequest(request_id=self.view.id, approval=approval, now=workflow.now()),
-                **STORE_STEP,
             )
-        except ActivityError as error:
+        except (ActivityError, ApplicationError) as error:
             # The teacher or the student is no longer free at that time.
             self.refusal = refusal_of(error)
             failed = Rejection(actor=approval.actor, reason=self.refusal.code)
@@ -79,7 +106,7 @@ class ClassRequestWorkflow:
 
     async def _release(self, state: RequestState, rejection: Rejection) -> None:
         assert self.view is not None
-        self.view = await workflow.execute_activity_method(
+        self.view = await self._step(
             ClassRequestActivities.release_request_hold,
             ReleaseRequest(
                 request_id=self.view.id,
@@ -88,12 +115,23 @@ class ClassRequestWorkflow:
                 actor=rejection.actor,
                 now=workflow.now(),
             ),
-            **STORE_STEP,
         )
+
+    async def _step(
+        self,
+        activity: MethodAsyncSingleParam[ClassRequestActivities, Step, RequestView],
+        step: Step,
+    ) -> RequestView:
+        """A store step: a local activity from LOCAL_STEPS on, else as the run began."""
+        if self.local_steps:
+            return await workflow.execute_local_activity_method(activity, step, **LOCAL_STORE_STEP)
+        return await workflow.execute_activity_method(activity, step, **STORE_STEP)
 
     @workflow.update
     async def submitted(self) -> RequestView:
-        """The request as recorded with its payment held, or the refusal (update-with-start)."""
+        """The request as recorded with its payment held, or the refusal (asked right after
+        the start)."""
+        self.asked = True
         await workflow.wait_condition(lambda: self.view is not None or self.refusal is not None)
         if self.view is None:
             assert self.refusal is not None

@@ -53,6 +53,11 @@ STORE_STEP = workflow.ActivityConfig(
     start_to_close_timeout=timedelta(seconds=30),
     retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
 )
+# The same, run as a local activity (in the worker's workflow task, recorded as a marker).
+LOCAL_STORE_STEP = workflow.LocalActivityConfig(
+    start_to_close_timeout=STORE_STEP["start_to_close_timeout"],
+    retry_policy=STORE_STEP["retry_policy"],
+)
 
 
 def search_attributes(
@@ -76,9 +81,10 @@ def search_attributes(
     return TypedSearchAttributes(pairs)
 
 
-def refusal_of(error: ActivityError) -> Refusal:
-    """The store's refusal inside an activity failure; anything else is not ours to handle."""
-    cause = error.cause
+def refusal_of(error: ActivityError | ApplicationError) -> Refusal:
+    """The store's refusal inside an activity failure (a local activity fails with the
+    ApplicationError itself); anything else is not ours to handle."""
+    cause = error.cause if isinstance(error, ActivityError) else error
     if isinstance(cause, ApplicationError) and cause.details:
         return Refusal.model_validate(cause.details[0])
     raise error

@@ -29,6 +29,7 @@ from domain.errors import InsufficientBalance, TeacherBusy
 from domain.payment import Payment
 from domain.rules import BookingRules, request_deadline
 from domain.words import Asset, CourseType, RequestState
+from tests.conftest import settled_history
 from tests.flows.support import ACTOR, Calls, flow_id, refusal, running, skip_to
 from workflows.class_request import ClassRequestWorkflow
 
@@ -116,10 +117,10 @@ def store() -> FakeRequests:
     return FakeRequests()
 
 
-async def ask(
+async def start(
     env: WorkflowEnvironment, queue: str, ahead: timedelta
-) -> tuple[WorkflowHandle[ClassRequestWorkflow, RequestView | None], RequestView]:
-    """Start a request for a class `ahead` of now, as the API does, and wait until it is held."""
+) -> WorkflowHandle[ClassRequestWorkflow, RequestView | None]:
+    """Start a request for a class `ahead` of now, as the API does."""
     now = await env.get_current_time()
     start = (now + ahead).replace(minute=0, second=0, microsecond=0)
     request = ClassRequestInput(
@@ -131,9 +132,16 @@ async def ask(
         payment=Payment(),
         actor=ACTOR,
     )
-    handle = await env.client.start_workflow(
+    return await env.client.start_workflow(
         ClassRequestWorkflow.run, request, id=flow_id("class-request"), task_queue=queue
     )
+
+
+async def ask(
+    env: WorkflowEnvironment, queue: str, ahead: timedelta
+) -> tuple[WorkflowHandle[ClassRequestWorkflow, RequestView | None], RequestView]:
+    """Start a request as the API does, and wait until it is held."""
+    handle = await start(env, queue, ahead)
     return handle, await handle.execute_update(ClassRequestWorkflow.submitted)
 
 
@@ -245,6 +253,25 @@ async def test_a_refused_hold_ends_the_flow_with_the_refusal(
             await ask(time_skipping, queue, timedelta(days=2))
         cause = failed.value.cause
         assert isinstance(cause, ApplicationError) and cause.type == "insufficient_balance"
+    assert store.calls.names() == ["hold_request_payment"]
+
+
+async def test_a_hold_refused_before_the_requester_asks_still_answers_the_refusal(
+    time_skipping: WorkflowEnvironment, store: FakeRequests
+) -> None:
+    """covers: LP-6. The hold is refused, and the flow has finished that step, before the
+    API's `submitted` update arrives (the two are separate calls): the update still hears the
+    refusal instead of finding the flow over, and the flow then ends."""
+    store.hold_refusal = refusal(InsufficientBalance("no credit", asset="credit"))
+    async with running(time_skipping, ClassRequestWorkflow, store.activities()) as queue:
+        handle = await start(time_skipping, queue, timedelta(days=2))
+        await store.calls.wait_for("hold_request_payment")
+        await settled_history(time_skipping.client, handle.id, handle.result_run_id)
+        with pytest.raises(WorkflowUpdateFailedError) as failed:
+            await handle.execute_update(ClassRequestWorkflow.submitted)
+        cause = failed.value.cause
+        assert isinstance(cause, ApplicationError) and cause.type == "insufficient_balance"
+        assert await handle.result() is None
     assert store.calls.names() == ["hold_request_payment"]
 
 
