@@ -14,6 +14,7 @@ the whole contract, then book W1, W2 and each later week without asking (`answer
 `book_week`).
 """
 
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -221,6 +222,40 @@ async def get_contract(session: AsyncSession, contract_id: int, *, lock: bool = 
     return await get_or_404(session, Contract, "contract", contract_id, lock=lock)
 
 
+async def _lock_active(session: AsyncSession, contract_id: int) -> Contract:
+    """The contract row, locked as termination locks it, and still active: what books or
+    offers on it then waits for a termination under way and finds the contract closed."""
+    row = await get_contract(session, contract_id, lock=True)
+    if row.state is not ContractState.active:
+        raise ContractClosed("the contract is not active", state=row.state.value, id=row.id)
+    return row
+
+
+RoleStep = Callable[
+    [AsyncSession, Contract, Role, date, Actor, datetime, BookingRules], Awaitable[ContractWeek]
+]
+
+
+async def _each_role(
+    session: AsyncSession,
+    row: Contract,
+    week: date,
+    step: RoleStep,
+    actor: Actor,
+    now: datetime,
+    rules: BookingRules,
+) -> list[WeekBooking]:
+    """The week's outcome for each role, doing `step` only for a role without one yet, so a
+    retried activity keeps the first outcome."""
+    bookings = []
+    for role in Role:
+        done = await session.get(ContractWeek, (row.id, week, role))
+        if done is None:
+            done = await step(session, row, role, week, actor, now, rules)
+        bookings.append(WeekBooking.model_validate(done))
+    return bookings
+
+
 def role_of(row: Contract, teacher_id: int) -> Role:
     if teacher_id == row.chinese_teacher_id:
         return Role.chinese
@@ -310,19 +345,11 @@ async def book_week(
 ) -> WeekOutcome:
     """Create the week's two contract-directed slots and book them, each on its own: a teacher
     or the student busy, or no balance, is recorded as that role's reason for the week."""
-    row = await get_contract(session, contract_id, lock=True)
-    if row.state is not ContractState.active:
-        raise ContractClosed("the contract is not active", state=row.state.value, id=row.id)
+    row = await _lock_active(session, contract_id)
     zone = rules.business_time_zone
-    bookings = []
-    for role in Role:
-        done = await session.get(ContractWeek, (contract_id, week, role))
-        if done is None:
-            done = await _book_role(session, row, role, week, actor, now, rules)
-        bookings.append(WeekBooking.model_validate(done))
     return WeekOutcome(
         week=week,
-        bookings=bookings,
+        bookings=await _each_role(session, row, week, _book_role, actor, now, rules),
         next_booking_at=week_start(week - (WEEKS_AHEAD - 1) * WEEK, zone),
         ends_at=week_start(week + WEEK, zone),
     )
@@ -498,9 +525,7 @@ async def make_up(
     The contract row is locked, as termination locks it: a make-up waits for a termination
     under way and then finds the contract closed, and a termination waits for a make-up under
     way and then cancels and refunds its class with the others."""
-    row = await get_contract(session, contract_id, lock=True)
-    if row.state is not ContractState.active:
-        raise ContractClosed("the contract is not active", state=row.state.value, id=row.id)
+    row = await _lock_active(session, contract_id)
     check_on_grid(start_at)
     check_student_can_book(start_at, now, rules)
     teacher_id, _, _ = _weekly(row, role)
@@ -535,19 +560,11 @@ async def offer_week(
     """SD-7: the week's two contract-directed slots, opened for the contract and offered to
     their teachers, each answering before the week before it begins. A teacher whose time is
     taken is recorded as that role's reason (`teacher_busy`), with nothing offered."""
-    row = await get_contract(session, contract_id, lock=True)
-    if row.state is not ContractState.active:
-        raise ContractClosed("the contract is not active", state=row.state.value, id=row.id)
+    row = await _lock_active(session, contract_id)
     zone = rules.business_time_zone
-    bookings = []
-    for role in Role:
-        done = await session.get(ContractWeek, (contract_id, week, role))
-        if done is None:
-            done = await _offer_role(session, row, role, week, actor, now, rules)
-        bookings.append(WeekBooking.model_validate(done))
     return WeekOffer(
         week=week,
-        bookings=bookings,
+        bookings=await _each_role(session, row, week, _offer_role, actor, now, rules),
         next_offer_at=week_start(week + WEEK - OFFER_AHEAD, zone),
         ends_at=week_start(week + WEEK, zone),
     )
