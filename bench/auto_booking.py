@@ -29,19 +29,15 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 
 import asyncpg
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
-from bench.booking import CpuMeter, dev_server, fresh_database, local_postmaster, server_url
+from bench.booking import CpuMeter, fresh_database, local_postmaster, server_url
+from bench.temporal_dev import dev_temporal
 from domain.auto_booking import RunKind, RunRequest
 from domain.channels import Actor, Channel
 from domain.weekly import next_week, week_start
-from store.db import create_engine, sessions
+from store.db import sessions
 from store.ledger import ledger_disagreements
-from worker import build_worker
 from workflows.auto_booking import WeeklyBookingWorkflow
-from yueke.devstack import installed
-from yueke.settings import Settings
 
 ZONE = "Asia/Shanghai"
 
@@ -131,38 +127,32 @@ async def run(args: argparse.Namespace, db_url: str, where: str) -> int:
         f"slots in the week of {week}, {args.students} students × {args.wishes} wishes "
         f"(PostgreSQL: {where})"
     )
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=installed("temporal"),
-        data_converter=pydantic_data_converter,
-        dev_server_extra_args=["--log-level", "error"],
-    )
-    engine = create_engine(db_url, application_name="yueke-bench-worker")
-    settings = Settings(database_url=db_url, temporal_task_queue="bench-auto-booking")
     try:
-        async with build_worker(env.client, sessions(engine), settings):
+        async with dev_temporal(db_url) as temporal:
             request = RunRequest(
                 kind=RunKind.auto,
                 actor=Actor(channel=Channel.supply_demand, id="bench"),
                 week=week,
                 chunk=args.chunk,
             )
-            server = dev_server()
             meter = CpuMeter(
                 None,
                 local_postmaster(await conn.fetchval("SELECT pg_backend_pid()")),
                 me_label="bench + worker",
-                others={"Temporal dev server": server} if server is not None else {},
+                others=temporal.others(),
             )
             t0 = time.perf_counter()
             with meter:
-                result = await env.client.execute_workflow(
+                result = await temporal.client.execute_workflow(
                     WeeklyBookingWorkflow.run,
                     request,
                     id=f"auto-booking-bench-{secrets.token_hex(3)}",
-                    task_queue=settings.temporal_task_queue,
+                    task_queue=temporal.task_queue,
                 )
             wall = time.perf_counter() - t0
             print(f"cpu: {meter.summary}")
+            async with sessions(temporal.engine)() as session:
+                disagreements = await ledger_disagreements(session)
         assert result is not None
         failures = []
         for label, sql in CHECKS.items():
@@ -170,8 +160,6 @@ async def run(args: argparse.Namespace, db_url: str, where: str) -> int:
             print(f"check: {label}: {count}")
             if count:
                 failures.append(label)
-        async with sessions(engine)() as session:
-            disagreements = await ledger_disagreements(session)
         print(f"check: balances differing from their ledger: {len(disagreements)}")
         if disagreements:
             failures.append("ledger")
@@ -198,8 +186,6 @@ async def run(args: argparse.Namespace, db_url: str, where: str) -> int:
         return 1 if failures else 0
     finally:
         await conn.close()
-        await engine.dispose()
-        await env.shutdown()
 
 
 if __name__ == "__main__":

@@ -42,8 +42,6 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from temporalio import workflow
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from bench.booking import (
@@ -51,7 +49,6 @@ from bench.booking import (
     SLOT,
     CpuMeter,
     Phase,
-    dev_server,
     free_port,
     fresh_database,
     grant_major_credits,
@@ -63,12 +60,9 @@ from bench.booking import (
     wait_healthy,
 )
 from bench.http import Connection, lines
+from bench.temporal_dev import dev_temporal
 from store.db import create_engine, sessions
 from store.ledger import ledger_disagreements
-from worker import build_worker
-from workflows.common import SEARCH_ATTRIBUTES
-from yueke.devstack import installed
-from yueke.settings import Settings
 
 LP = lines({"Authorization": "Bearer dev-lp", "X-Actor-Id": "bench"})
 
@@ -287,15 +281,7 @@ async def bench(args: argparse.Namespace, server: str, where: str) -> bool:
             f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, "
             f"PostgreSQL {version.split()[0]} ({where})"
         )
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=installed("temporal"),
-            data_converter=pydantic_data_converter,
-            search_attributes=SEARCH_ATTRIBUTES,
-            dev_server_extra_args=["--log-level", "error"],
-        )
-        stack.push_async_callback(env.shutdown)
-        target = env.client.service_client.config.target_host
-        task_queue = f"bench-{uuid.uuid4().hex[:8]}"
+        temporal = await stack.enter_async_context(dev_temporal(url))
         began = time.perf_counter()
         jobs = await seed(
             conn, requests=args.requests, teachers=args.teachers, now=datetime.now(UTC)
@@ -304,28 +290,23 @@ async def bench(args: argparse.Namespace, server: str, where: str) -> bool:
             f"seeded {args.teachers} teachers (no slots) and {args.teachers} students, "
             f"{len(jobs)} requests to make, in {time.perf_counter() - began:.2f} s"
         )
-        engine = create_engine(url, application_name="yueke-bench-worker", pool_size=10)
-        stack.push_async_callback(engine.dispose)
-        settings = Settings(database_url=url, temporal_task_queue=task_queue)
-        await stack.enter_async_context(build_worker(env.client, sessions(engine), settings))
-        floor_queue = f"{task_queue}-floor"
+        floor_queue = f"{temporal.task_queue}-floor"
         await stack.enter_async_context(
             Worker(
-                env.client,
+                temporal.client,
                 task_queue=floor_queue,
                 workflows=[AnswerAtOnce],
                 workflow_runner=UnsandboxedWorkflowRunner(),
             )
         )
-        server_pid = dev_server()
-        others = {"Temporal dev server": server_pid} if server_pid is not None else {}
+        others = temporal.others()
 
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
         api = subprocess.Popen(  # noqa: ASYNC220 - started once, before measuring
             [sys.executable, "-m", "bench.serve", "--database-url", url, "--port", str(port)],
             cwd=REPO,
-            env={**os.environ, "TEMPORAL_ADDRESS": target, "YUEKE_TEMPORAL_TASK_QUEUE": task_queue},
+            env=temporal.api_env(),
         )
         stack.callback(stop_api, api)
         await wait_healthy(base_url, api, 60)
@@ -335,7 +316,7 @@ async def bench(args: argparse.Namespace, server: str, where: str) -> bool:
         ok = await check(conn, url, api_result, len(jobs), booked)
 
         meter = CpuMeter(None, postmaster, me_label="bench + worker", others=others)
-        floor = await floor_phase(env.client, floor_queue, len(jobs), args.callers, meter)
+        floor = await floor_phase(temporal.client, floor_queue, len(jobs), args.callers, meter)
         print(floor.report())
         if floor.ok != len(jobs):
             print(f"  CHECK FAILED: {len(jobs) - floor.ok} floor operations failed")

@@ -28,21 +28,17 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from contextlib import AsyncExitStack, ExitStack
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import psutil
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 from bench.booking import (
     REPO,
     CpuMeter,
     Phase,
-    dev_server,
     free_port,
     fresh_database,
     local_postmaster,
@@ -51,16 +47,14 @@ from bench.booking import (
     wait_healthy,
 )
 from bench.http import Connection
+from bench.temporal_dev import dev_temporal
 from domain.channels import Actor, Channel
 from domain.overbooking import OverbookedClassInput, OverbookingRules, next_half_hour
 from store import overbooking
 from store.db import create_engine, sessions
 from store.ledger import ledger_disagreements
-from worker import build_worker
-from workflows.common import SEARCH_ATTRIBUTES, FlowKind, search_attributes
+from workflows.common import FlowKind, search_attributes
 from workflows.overbooked_class import OverbookedClassWorkflow
-from yueke.devstack import installed
-from yueke.settings import Settings
 
 HEADERS = {"Authorization": "Bearer dev-classroom", "X-Actor-Id": "bench-classroom"}
 
@@ -314,15 +308,7 @@ async def bench(args: argparse.Namespace, server: str, where: str) -> bool:
             f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, "
             f"PostgreSQL {version.split()[0]} ({where})"
         )
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=installed("temporal"),
-            data_converter=pydantic_data_converter,
-            search_attributes=SEARCH_ATTRIBUTES,
-            dev_server_extra_args=["--log-level", "error"],
-        )
-        stack.push_async_callback(env.shutdown)
-        target = env.client.service_client.config.target_host
-        task_queue = f"bench-{uuid.uuid4().hex[:8]}"
+        temporal = await stack.enter_async_context(dev_temporal(url))
 
         now = datetime.now(UTC)
         start = next_half_hour(now + timedelta(minutes=20))
@@ -334,17 +320,12 @@ async def bench(args: argparse.Namespace, server: str, where: str) -> bool:
             f"seeded {n} over-booked trial classes at {start:%H:%M} UTC and {teachers} "
             f"trial teachers with an open slot then, in {time.perf_counter() - began:.2f} s"
         )
-        engine = create_engine(url, application_name="yueke-bench-worker", pool_size=10)
-        stack.push_async_callback(engine.dispose)
-        settings = Settings(database_url=url, temporal_task_queue=task_queue)
-        worker = build_worker(env.client, sessions(engine), settings)
-        await stack.enter_async_context(worker)
-        seconds = await start_flows(env.client, task_queue, booked, start)
+        seconds = await start_flows(temporal.client, temporal.task_queue, booked, start)
         print(f"started {n} overbook-{{id}} flows on the dev server in {seconds:.1f} s")
 
         rules = OverbookingRules(pool_factor=args.factor)
         began = time.perf_counter()
-        async with sessions(engine).begin() as session:
+        async with sessions(temporal.engine).begin() as session:
             run = await overbooking.reserve_teachers(session, now=datetime.now(UTC), rules=rules)
         print(
             f"teacher reservation: demand {run.demand}, reserved {run.reserved} pool slots "
@@ -356,29 +337,17 @@ async def bench(args: argparse.Namespace, server: str, where: str) -> bool:
         api = subprocess.Popen(  # noqa: ASYNC220 - started once, before measuring
             [sys.executable, "-m", "bench.serve", "--database-url", url, "--port", str(port)],
             cwd=REPO,
-            env={
-                **os.environ,
-                "TEMPORAL_ADDRESS": target,
-                "YUEKE_TEMPORAL_TASK_QUEUE": task_queue,
-                "YUEKE_RULES__OVERBOOKING__ENTRY_OPENS_BEFORE": "PT1H",
-            },
+            env=temporal.api_env(YUEKE_RULES__OVERBOOKING__ENTRY_OPENS_BEFORE="PT1H"),
         )
         try:
             await wait_healthy(base_url, api, 60)
             print(f"machine settled in {await settle():.1f} s")
-            server = dev_server()
             phase, matched = await spike(
-                base_url,
-                booked,
-                args.spread,
-                args.clients,
-                api.pid,
-                postmaster,
-                {"Temporal dev server": server} if server is not None else {},
+                base_url, booked, args.spread, args.clients, api.pid, postmaster, temporal.others()
             )
             phase.done, phase.unit = "matched", "entries/s"
             print(phase.report())
-            told = await flows_told(env.client, n)
+            told = await flows_told(temporal.client, n)
         finally:
             stop_api(api)
         return await check(conn, url, phase, n, matched) and told
