@@ -9,14 +9,14 @@ cancelled gives its slot back to the product. Both changes are one guarded UPDAT
 slots named, or none.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import ColumnElement, and_, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.channels import Actor
-from domain.errors import NotFound, NotProductSlot, SlotReserved
+from domain.errors import DomainError, NotFound, NotProductSlot, SlotReserved
 from domain.words import Direction, Product, TimeslotState
 from store import audit, inventory
 from store.models import Timeslot
@@ -34,41 +34,30 @@ async def reserve(
 ) -> list[Timeslot]:
     """The teacher's open slots directed at the product: general ones, or already its own.
     None changes if any is booked, gone, another teacher's or directed at someone else."""
-    await get_teacher(session, teacher_id)
-    wanted = set(timeslot_ids)
-    reserved = list(
-        await session.scalars(
-            update(Timeslot)
-            .where(
-                Timeslot.id.in_(wanted),
-                Timeslot.teacher_id == teacher_id,
-                Timeslot.state == TimeslotState.open,
-                or_(
-                    Timeslot.direction == Direction.general,
-                    and_(
-                        Timeslot.direction == Direction.product,
-                        Timeslot.direction_target == product.value,
-                    ),
-                ),
-            )
-            .values(direction=Direction.product, direction_target=product.value, updated_at=now)
-            .returning(Timeslot)
-        )
-    )
-    if missing := wanted - {slot.id for slot in reserved}:
-        slot = await _owned(session, min(missing), teacher_id)
-        if slot.state is not TimeslotState.open:
-            raise inventory.not_open(slot)
-        raise SlotReserved(
+    reserved = await _redirect(
+        session,
+        teacher_id=teacher_id,
+        timeslot_ids=timeslot_ids,
+        directed=or_(
+            Timeslot.direction == Direction.general,
+            and_(
+                Timeslot.direction == Direction.product,
+                Timeslot.direction_target == product.value,
+            ),
+        ),
+        to=(Direction.product, product.value),
+        refusal=lambda slot: SlotReserved(
             "the timeslot is directed at someone else",
             timeslot_id=slot.id,
             direction=slot.direction.value,
             direction_target=slot.direction_target,
-        )
-    await audit.record(
-        session, "timeslot", sorted(wanted), "directed", actor, now, product=product.value
+        ),
+        now=now,
     )
-    return sorted(reserved, key=lambda slot: slot.start_at)
+    await audit.record(
+        session, "timeslot", _ids(reserved), "directed", actor, now, product=product.value
+    )
+    return reserved
 
 
 async def release(
@@ -81,36 +70,61 @@ async def release(
 ) -> list[Timeslot]:
     """The teacher's open product-directed slots back to general inventory; none if any of them
     is booked, gone, another teacher's or not directed at a product."""
+    released = await _redirect(
+        session,
+        teacher_id=teacher_id,
+        timeslot_ids=timeslot_ids,
+        directed=Timeslot.direction == Direction.product,
+        to=(Direction.general, None),
+        refusal=lambda slot: NotProductSlot(
+            "the timeslot is not directed at a product",
+            timeslot_id=slot.id,
+            direction=slot.direction.value,
+        ),
+        now=now,
+    )
+    await audit.record(session, "timeslot", _ids(released), "released", actor, now)
+    return released
+
+
+async def _redirect(
+    session: AsyncSession,
+    *,
+    teacher_id: int,
+    timeslot_ids: Sequence[int],
+    directed: ColumnElement[bool],
+    to: tuple[Direction, str | None],
+    refusal: Callable[[Timeslot], DomainError],
+    now: datetime,
+) -> list[Timeslot]:
+    """All the slots named, open, the teacher's and `directed`, given the direction `to` in one
+    guarded UPDATE, by start; or none, refused for the first slot the UPDATE left: unknown or
+    another teacher's (404), not open, or else its direction (`refusal`)."""
     await get_teacher(session, teacher_id)
     wanted = set(timeslot_ids)
-    released = list(
+    direction, target = to
+    moved = list(
         await session.scalars(
             update(Timeslot)
             .where(
                 Timeslot.id.in_(wanted),
                 Timeslot.teacher_id == teacher_id,
                 Timeslot.state == TimeslotState.open,
-                Timeslot.direction == Direction.product,
+                directed,
             )
-            .values(direction=Direction.general, direction_target=None, updated_at=now)
+            .values(direction=direction, direction_target=target, updated_at=now)
             .returning(Timeslot)
         )
     )
-    if missing := wanted - {slot.id for slot in released}:
-        slot = await _owned(session, min(missing), teacher_id)
+    if missing := wanted - {slot.id for slot in moved}:
+        slot = await inventory.get_timeslot(session, min(missing))
+        if slot.teacher_id != teacher_id:
+            raise NotFound("timeslot", slot.id)
         if slot.state is not TimeslotState.open:
             raise inventory.not_open(slot)
-        raise NotProductSlot(
-            "the timeslot is not directed at a product",
-            timeslot_id=slot.id,
-            direction=slot.direction.value,
-        )
-    await audit.record(session, "timeslot", sorted(wanted), "released", actor, now)
-    return sorted(released, key=lambda slot: slot.start_at)
+        raise refusal(slot)
+    return sorted(moved, key=lambda slot: slot.start_at)
 
 
-async def _owned(session: AsyncSession, timeslot_id: int, teacher_id: int) -> Timeslot:
-    slot = await inventory.get_timeslot(session, timeslot_id)
-    if slot.teacher_id != teacher_id:
-        raise NotFound("timeslot", slot.id)
-    return slot
+def _ids(slots: list[Timeslot]) -> list[int]:
+    return sorted(slot.id for slot in slots)
