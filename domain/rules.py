@@ -138,7 +138,10 @@ def check_teaches(
 
 
 def check_student_takes(student_id: int, level: int, course_type: CourseType) -> None:
-    """L7 advanced major classes are for Level 7 students only."""
+    """What every 1-on-1 path (booking, force-book, class request, over-booking, contract,
+    auto-booking rule, change of student) lets the student take: not an open class, and L7
+    advanced major classes at Level 7 only."""
+    check_one_on_one(course_type)
     if course_type is CourseType.l7_major and level != L7:
         raise L7StudentsOnly(
             "L7 major classes are for Level 7 students",

@@ -227,7 +227,6 @@ async def book_class(
     slot a fake cancel holds for the caller's channel (TMK-4, CC-4; BOOK_AT_ONCE never takes
     one).
     """
-    check_one_on_one(course_type)
     student = await get_student(session, student_id)
     check_student_takes(student.id, student.level, course_type)
     await courses.check_started(session, student_id, course_type)

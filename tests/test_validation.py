@@ -132,7 +132,7 @@ async def test_booking_an_ordinary_class_with_a_chinese_teacher_is_refused(
     slots = await open_slots(api, zh, *(T0 + 2 * DAY + i * HOUR for i in range(3)))
     before = await balances(api, s)
     for course_type in NOT_FOR_CHINESE:
-        # An open class is booked by seat only: booking one 1-on-1 is refused as that first.
+        # An open class is taken by seat only: taking one 1-on-1 is refused as that first.
         booking_code = (
             "open_class_by_seat" if course_type == "open" else "course_type_not_for_chinese_teacher"
         )
@@ -170,7 +170,7 @@ async def test_booking_an_ordinary_class_with_a_chinese_teacher_is_refused(
             "POST",
             "/v1/class-requests",
             422,
-            "course_type_not_for_chinese_teacher",
+            booking_code,
             json={
                 "student_id": s,
                 "teacher_id": zh,
@@ -281,6 +281,81 @@ async def test_only_level_7_students_take_l7_major(api: httpx.AsyncClient, db: S
     )
     assert (r.status_code, r.json()["course_type"]) == (201, "l7_major"), r.text
     await assert_money_consistent(db)
+
+
+async def test_an_open_class_is_taken_by_seat_on_every_one_on_one_path(
+    api: httpx.AsyncClient, db: Sessions
+) -> None:
+    """FM-1, LP-6, TMK-1, CC-1, LP-1, SD-7: force-book, a class request, over-booking, an
+    auto-booking rule and a contract of course type open are refused as booking one is (422
+    open_class_by_seat, naming the seats route): an open class is sold by the seat. Nothing
+    changes, though the teacher is certified for open classes and the student has the credits."""
+    t = await teacher(api, course_types=("major", "open"))
+    zh = await teacher(api, kind="chinese", course_types=("advanced",))
+    s = await student(api, credits={"open": 5})
+    await grant(api, s, "stones", 1000)
+    start = (T0 + 2 * DAY).isoformat()
+    before = await balances(api, s)
+    for method, url, body, headers in (
+        (
+            "POST",
+            "/v1/classes/force-book",
+            {
+                "student_id": s,
+                "teacher_id": t,
+                "start_at": start,
+                "course_type": "open",
+                "reason": "parent called",
+            },
+            FIREMAN,
+        ),
+        (
+            "POST",
+            "/v1/class-requests",
+            {"student_id": s, "teacher_id": t, "start_at": start, "course_type": "open"},
+            LP,
+        ),
+        (
+            "POST",
+            "/v1/overbooked-classes",
+            {
+                "student_id": s,
+                "start_at": start,
+                "course_type": "open",
+                "payment": {"asset": "stones"},
+            },
+            CC,
+        ),
+        (
+            "PUT",
+            f"/v1/students/{s}/auto-booking-rule",
+            {
+                "wishes": [{"weekday": "wednesday", "start": "18:00"}],
+                "teacher_ids": [t],
+                "course_type": "open",
+            },
+            LP,
+        ),
+        (
+            "POST",
+            "/v1/contracts",
+            {
+                "student_id": s,
+                "chinese": {"teacher_id": zh, "weekday": "tuesday", "start": "21:00"},
+                "foreign": {"teacher_id": t, "weekday": "thursday", "start": "18:00"},
+                "first_week": (T0 + 7 * DAY).date().isoformat(),
+                "weeks": 4,
+                "course_type": "open",
+            },
+            LP,
+        ),
+    ):
+        details = await refuses(
+            api, db, method, url, 422, "open_class_by_seat", json=body, headers=headers
+        )
+        assert "/v1/open-classes/" in details["seats"], (url, details)
+    assert await balances(api, s) == before
+    assert await class_count(db) == 0
 
 
 # --- 3. time zones are IANA names --------------------------------------------------------------
