@@ -257,9 +257,11 @@ async def book_seat(
     actor: Actor,
     now: datetime,
     rules: BookingRules,
+    listed_only: bool = False,
 ) -> Class:
     """PAR-2, H5-2, CLS-1: a seat, paid as an ordinary booking of course type `open` (credit or
-    a coupon), on a listed class at least the booking lead (1 h) before its start."""
+    a coupon), on a listed class at least the booking lead (1 h) before its start. For a parent
+    (`listed_only`) a class not listed does not exist, as in `get`."""
     check_seat_payment(payment)
     await get_student(session, student_id)
     seated: OpenClass | None = await session.scalar(
@@ -274,7 +276,7 @@ async def book_seat(
         .returning(OpenClass)
     )
     if seated is None:
-        await _refuse_seat(session, open_class_id, now, rules)
+        await _refuse_seat(session, open_class_id, now, rules, listed_only=listed_only)
     assert seated is not None
     charge = await ledger.charge_for(session, student_id, CourseType.open, payment, now, rules)
     try:
@@ -324,9 +326,14 @@ async def book_seat(
 
 
 async def _refuse_seat(
-    session: AsyncSession, open_class_id: int, now: datetime, rules: BookingRules
+    session: AsyncSession,
+    open_class_id: int,
+    now: datetime,
+    rules: BookingRules,
+    *,
+    listed_only: bool,
 ) -> None:
-    found = await get(session, open_class_id)
+    found = await get(session, open_class_id, listed_only=listed_only)
     if not found.listed:
         raise OpenClassNotListed("the open class is not listed", open_class_id=open_class_id)
     _check_not_started(found, now)

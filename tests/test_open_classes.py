@@ -145,8 +145,10 @@ async def test_200_students_race_for_20_seats(api: httpx.AsyncClient, db: Sessio
 
 
 async def test_listing_rules(api: httpx.AsyncClient, db: Sessions, clock: Clock) -> None:
-    """covers: CUR-2, CLS-1, PAR-2 — parents see and book only listed classes not yet started;
-    a delisted class is 409 open_class_not_listed; staff see every class."""
+    """covers: CUR-2, CLS-1, PAR-2 — parents see and book only listed classes not yet started:
+    to a parent a class not listed is 404 as an unknown one, so its seat booking does not tell
+    that it exists; staff see every class, and a seat in a delisted one is 409
+    open_class_not_listed."""
     s = await student(api, credits={"open": 3})
     hidden = await open_class(api, listed=False, headers=CLASSROOM)
     shown = await open_class(api, start=START + HOUR)
@@ -157,7 +159,15 @@ async def test_listing_rules(api: httpx.AsyncClient, db: Sessions, clock: Clock)
         404,
         "open_class_not_found",
     )
-    assert code(await seat(api, hidden["id"], s)) == (409, "open_class_not_listed")
+    unknown = await seat(api, 424242, s)
+    assert code(unknown) == (404, "open_class_not_found"), unknown.text
+    r = await seat(api, hidden["id"], s)
+    assert code(r) == (404, "open_class_not_found"), r.text
+    assert r.text == unknown.text.replace("424242", str(hidden["id"]))
+    r = await api.post(
+        f"/v1/open-classes/{hidden['id']}/seats", json={"student_id": s}, headers=CLASSROOM
+    )
+    assert code(r) == (409, "open_class_not_listed"), r.text
     staff = await api.get("/v1/open-classes", headers=CURRICULUM)
     assert [c["id"] for c in staff.json()] == [hidden["id"], shown["id"]]
     delisted = await api.get("/v1/open-classes", params={"listed": "false"}, headers=CC)
@@ -167,7 +177,7 @@ async def test_listing_rules(api: httpx.AsyncClient, db: Sessions, clock: Clock)
     r = await api.post(f"/v1/open-classes/{shown['id']}/delist", headers=CURRICULUM)
     assert (r.status_code, r.json()["listed"], r.json()["seats_taken"]) == (200, False, 1)
     other = await student(api, credits={"open": 1})
-    assert code(await seat(api, shown["id"], other)) == (409, "open_class_not_listed")
+    assert code(await seat(api, shown["id"], other)) == (404, "open_class_not_found")
     assert (await api.get("/v1/open-classes", headers=parent(s))).json() == []
     r = await api.post(f"/v1/open-classes/{shown['id']}/list", headers=CLASSROOM)
     assert r.json()["seats_left"] == 19
@@ -178,7 +188,7 @@ async def test_listing_rules(api: httpx.AsyncClient, db: Sessions, clock: Clock)
         409,
         "class_started",
     )
-    assert code(await seat(api, hidden["id"], other)) == (409, "open_class_not_listed")
+    assert code(await seat(api, hidden["id"], other)) == (404, "open_class_not_found")
     assert await audit_actions(db, shown["id"]) == [
         "created",
         "listed",

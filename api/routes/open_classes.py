@@ -299,8 +299,9 @@ async def price_replay(
         "timeslot of its own), paid with credit or a coupon as any booking (stones: 422 "
         "payment_not_accepted), at least 1 h before the start. Cancel it as any class "
         "(POST /v1/classes/{id}/cancel: refunded at least 24 h ahead), which frees the seat. "
-        "409 open_class_full, open_class_not_listed, already_seated, student_busy (a class "
-        "elsewhere then), class_started, insufficient_balance; 422 outside_booking_window.",
+        "409 open_class_full, open_class_not_listed (for parents a class not listed is 404, "
+        "as unknown), already_seated, student_busy (a class elsewhere then), class_started, "
+        "insufficient_balance; 422 outside_booking_window.",
     ),
 )
 async def book_seat(
@@ -317,6 +318,7 @@ async def book_seat(
             actor=ctx.actor,
             now=ctx.now,
             rules=ctx.rules,
+            listed_only=ctx.actor.channel in PARENTS,
         )
         return ClassOut.model_validate(booked)
 
