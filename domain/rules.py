@@ -152,9 +152,13 @@ def check_student_takes(student_id: int, level: int, course_type: CourseType) ->
         )
 
 
+def is_one_on_one(course_type: CourseType) -> bool:
+    """A 1-on-1 class is of any course type but open: an open class is booked by seat."""
+    return course_type is not CourseType.open
+
+
 def check_one_on_one(course_type: CourseType) -> None:
-    """A 1-on-1 booking is of any course type but open: an open class is booked by seat."""
-    if course_type is CourseType.open:
+    if not is_one_on_one(course_type):
         raise OpenClassBySeat(
             "an open class is booked by seat, not as a 1-on-1 class",
             course_type=course_type.value,

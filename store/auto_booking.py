@@ -37,8 +37,8 @@ from domain.auto_booking import (
     Wish,
 )
 from domain.channels import Actor
-from domain.errors import DinoHomeWindowOpen, NoExclusiveTeacher, NotFound
-from domain.rules import BookingRules, check_student_takes
+from domain.errors import DinoHomeWindowOpen, NoExclusiveTeacher, NotFound, OpenClassBySeat
+from domain.rules import BookingRules, check_student_takes, is_one_on_one
 from domain.weekly import WEEK, Weekday, at, dino_home_window, is_monday, next_week, on_half_hour
 from domain.words import CourseType
 from store import audit
@@ -382,7 +382,9 @@ async def book_chunk_parts(
     earliest, latest = now + rules.student_book_min_lead, now + rules.student_book_ahead
     open_wishes = []
     for wish in wishes:
-        if wish.busy:
+        if not is_one_on_one(CourseType(wish.course_type)):
+            wish.reason = OpenClassBySeat.code
+        elif wish.busy:
             wish.reason = "student_busy"
         elif not earliest <= wish.start_at <= latest:
             wish.reason = "outside_booking_window"

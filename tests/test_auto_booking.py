@@ -459,3 +459,56 @@ async def test_next_weeks_auto_booking_waits_for_the_dino_home_window(
     run = await run_and_wait(stack)
     assert (run["students"], run["booked"]) == (1, 1)
     await assert_money_consistent(db)
+
+
+async def test_a_rule_of_course_type_open_books_no_one_on_one_class(db: Sessions) -> None:
+    """LP-1, SD-6: an open class is sold by the seat, so saving a rule of course type open is
+    refused (test_validation) and a run that meets one (saved when that was accepted) books
+    nothing for it: the wish's result says open_class_by_seat, the slot stays open and the
+    credits stay."""
+    rules = BookingRules()
+    lp = Actor(channel=Channel.lp, id="lp")
+    now = T0 + timedelta(days=2)
+    week = next_week(now, ZONE)
+    async with db.begin() as session:
+        for sql in (
+            "INSERT INTO teachers (id, name, kind, time_zone, course_types, created_at)"
+            " VALUES (9101, 'T', 'foreign', 'UTC', ARRAY['major', 'open'], :now)",
+            "INSERT INTO timeslots (teacher_id, start_at, state, direction, created_at,"
+            " updated_at) VALUES (9101, :start, 'open', 'general', :now, :now)",
+            "INSERT INTO students (id, name, level, time_zone, created_at)"
+            " VALUES (9101, 'S', 1, 'Asia/Shanghai', :now)",
+            "INSERT INTO accounts (student_id, asset, key, balance)"
+            " VALUES (9101, 'credit', 'open', 2)",
+            "INSERT INTO ledger_entries (student_id, asset, key, delta, reason, channel, actor_id,"
+            " occurred_at) VALUES (9101, 'credit', 'open', 2, 'grant', 'lp', 'lp', :now)",
+            "INSERT INTO booking_rules (student_id, kind, teacher_ids, any_teacher, course_type,"
+            " active, channel, actor_id, updated_at)"
+            " VALUES (9101, 'auto', ARRAY[9101]::bigint[], true, 'open', true, 'lp', 'lp', :now)",
+            "INSERT INTO booking_wishes (student_id, kind, position, weekday, start_time)"
+            " VALUES (9101, 'auto', 1, 0, time '19:00')",
+        ):
+            await session.execute(text(sql), {"now": now, "start": local(week, "monday", 19)})
+    async with db.begin() as session:
+        run = await auto_booking.start_run(
+            session, RunRequest(kind=RunKind.auto, actor=lp), flow_id="t", now=now, rules=rules
+        )
+        outcome = await auto_booking.book_chunk(
+            session,
+            BookChunk(run_id=run.id, round=1, first=0, size=10, actor=lp, now=now),
+            rules,
+        )
+    assert (outcome.students, outcome.booked, outcome.failed) == (1, 0, 1)
+    async with db() as session:
+        found = (
+            await session.execute(
+                text(
+                    """SELECT r.reason, r.class_id, t.state,
+                              (SELECT count(*) FROM classes), (SELECT balance FROM accounts)
+                       FROM booking_results r, timeslots t WHERE r.run_id = :run"""
+                ),
+                {"run": run.id},
+            )
+        ).one()
+    assert tuple(found) == ("open_class_by_seat", None, "open", 0, 2)
+    await assert_money_consistent(db)

@@ -193,7 +193,7 @@ async def read_run(run_id: IdParam, ctx: Context = caller(Operation.read_booking
         ["SD-6", "SD-1", "LP-1"],
         "The per-student report: for each wish, the class booked (and with whom) or the reason "
         "it was not (student_busy, insufficient_balance, preferred_teachers_busy, "
-        "no_free_teacher, outside_booking_window). Page with after_student.",
+        "no_free_teacher, outside_booking_window, open_class_by_seat). Page with after_student.",
     ),
 )
 async def read_results(
