@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.overbooking import OverbookedClassActivities
@@ -91,7 +91,7 @@ class OverbookedClassWorkflow:
                 )
             else:
                 self.view = await workflow.execute_activity_method(activity, step, **STORE_STEP)
-        except ActivityError as error:
+        except (ActivityError, ApplicationError) as error:
             if refusal_of(error).code == "class_not_found":
                 return False
             raise

@@ -4,6 +4,7 @@ loop for a waiting student, its give-up at start + 10 min, the no-show, the earl
 covers: SD-5a, SD-5c, CLS-2
 """
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +25,7 @@ from domain.overbooking import (
     OverbookState,
     OverbookView,
     StudentEntered,
+    TeacherChanged,
 )
 from domain.words import ClassLabel, ClassState, CourseType
 from tests.flows.support import ACTOR, Call, Calls, flow_id, refusal, running, skip_to
@@ -127,8 +129,28 @@ class FakeClass:
         )
         return self.view
 
+    @activity.defn(name="read_class")
+    async def read(self, step: ClassStep) -> OverbookView:
+        self.calls.note(step)
+        return self._current(step.now)
+
+    def match_by_the_api(self, teacher_id: int, now: datetime) -> TeacherChanged:
+        """What the API's match at classroom entry commits, and the signal it sends after."""
+        assert self.view is not None
+        self.view = self.view.model_copy(
+            update={
+                "state": OverbookState.matched,
+                "teacher_id": teacher_id,
+                "timeslot_id": 70,
+                "matched_from": MatchSource.overbook_pool,
+                "entered_at": now,
+                "matched_at": now,
+            }
+        )
+        return TeacherChanged(class_id=self.view.class_id, teacher_id=teacher_id, changed_at=now)
+
     def activities(self) -> list[Callable[..., Any]]:
-        return [self.match, self.give_up, self.close]
+        return [self.match, self.give_up, self.close, self.read]
 
 
 @pytest.fixture
@@ -243,3 +265,39 @@ async def test_a_class_whose_booking_never_committed_ends_the_flow(
         result = await handle.result()
     assert result is None
     assert store.calls.names() == [MATCH]
+
+
+async def test_a_match_told_before_the_start_is_read_at_once(
+    time_skipping: WorkflowEnvironment, store: FakeClass
+) -> None:
+    """covers: CLS-2, SD-5c. The API matched the student at entry, before the start the flow
+    sleeps until; told, the flow reads the class then and its state shows the teacher."""
+    async with running(time_skipping, OverbookedClassWorkflow, store.activities()) as queue:
+        handle, booked = await book_class(time_skipping, queue, store, entered_after=None)
+        told = store.match_by_the_api(7, await time_skipping.get_current_time())
+        await handle.signal(OverbookedClassWorkflow.teacher_changed, told)
+        [read] = await store.calls.wait_for("read_class")
+        assert read.now < booked.start_at
+        async with asyncio.timeout(10):
+            # A query is polled: nothing in the test is told when the flow's read is done.
+            while (view := await handle.query(OverbookedClassWorkflow.state)) is None:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        assert (view.teacher_id, view.state) == (7, OverbookState.matched)
+        result = await handle.result()
+    assert result is not None and result.label is ClassLabel.as_scheduled
+
+
+async def test_a_teacher_change_told_of_a_class_that_never_committed_ends_nothing_early(
+    time_skipping: WorkflowEnvironment, store: FakeClass
+) -> None:
+    """covers: SD-5a. A read refused with class_not_found (run as a local activity, whose
+    failure is the refusal itself) is a class that does not exist, as for every other step:
+    the flow goes on to the start and ends there without failing."""
+    async with running(time_skipping, OverbookedClassWorkflow, store.activities()) as queue:
+        handle, _ = await book_class(time_skipping, queue, store, entered_after=None)
+        told = store.match_by_the_api(7, await time_skipping.get_current_time())
+        store.exists = False
+        await handle.signal(OverbookedClassWorkflow.teacher_changed, told)
+        result = await handle.result()
+    assert result is None
+    assert store.calls.names() == ["read_class", MATCH]
