@@ -1,6 +1,7 @@
 """The FastAPI application: one engine and one Temporal client per process."""
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -76,6 +77,13 @@ def create_app(
         app.state.flows = Flows(
             settings, temporal_client, interceptors=telemetry.temporal_interceptors(tracing)
         )
+        # What start-up built lives as long as the process: frozen out of the collector's
+        # sight, a full collection no longer walks it, pausing every request in flight; and a
+        # young collection every 20,000 allocations rather than 700 (a request makes thousands).
+        # Together they halved the API's CPU per booking and its p99 (bench/README.md).
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 20)
         yield
         await app.state.flows.close()
         await engine.dispose()
