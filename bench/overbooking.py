@@ -173,16 +173,17 @@ async def start_flows(
     return time.perf_counter() - began
 
 
-async def settle(idle_below: float = 15.0, limit: float = 120.0) -> float:
-    """Wait until the machine is nearly idle: the dev server goes on persisting the flow starts
-    for a while, which in real life happened over the hours before the half hour, not during
-    its spike."""
+async def settle(idle_below: float = 15.0, quiet_for: int = 5, limit: float = 180.0) -> float:
+    """Wait until the machine is nearly idle for `quiet_for` seconds in a row: the dev server
+    and the worker go on with the flow starts for a while (which in real life happened over the
+    hours before the half hour, not during its spike), with pauses that one quiet second
+    mistakes for the end."""
     began = time.perf_counter()
     psutil.cpu_percent()
-    while time.perf_counter() - began < limit:
+    quiet = 0
+    while time.perf_counter() - began < limit and quiet < quiet_for:
         await asyncio.sleep(1)
-        if psutil.cpu_percent() < idle_below:
-            break
+        quiet = quiet + 1 if psutil.cpu_percent() < idle_below else 0
     return time.perf_counter() - began
 
 
