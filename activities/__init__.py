@@ -23,6 +23,12 @@ from store.db import Sessions
 Out = TypeVar("Out", bound=BaseModel)
 
 
+def step_hash(step: BaseModel) -> str:
+    """The step's input less its `now`: a local activity's input is built again by each try
+    of its workflow task, with that try's workflow.now(), and is the same step all the same."""
+    return operation_keys.digest(step.model_dump_json(exclude={"now"}))
+
+
 def refusal_error(refusal: Refusal) -> ApplicationError:
     return ApplicationError(
         refusal.message, refusal.model_dump(mode="json"), type=refusal.code, non_retryable=True
@@ -47,7 +53,8 @@ class StoreActivities:
                 self.sessions,
                 scope="activity",
                 key=self.key(),
-                request_hash=operation_keys.digest(step.model_dump_json()),
+                request_hash=step_hash(step),
+                also_hash=operation_keys.digest(step.model_dump_json()),
                 now=now,
                 out=out,
                 op=op,
@@ -56,8 +63,8 @@ class StoreActivities:
             raise refusal_error(Refusal.of(error)) from error
 
     async def read(self, op: Callable[[AsyncSession], Awaitable[Out]]) -> Out:
-        """op in one read-only transaction: a read needs no operation key, a retry reads
-        again."""
+        """op in one transaction that writes nothing: a read needs no operation key, a retry
+        reads again."""
         try:
             async with self.sessions() as session, session.begin():
                 return await op(session)

@@ -41,11 +41,13 @@ async def once(
     now: datetime,
     out: type[Out],
     op: Callable[[AsyncSession], Awaitable[Out]],
+    also_hash: str | None = None,
 ) -> Out:
-    """Run op in one transaction; under a key already done, return the first result instead."""
+    """Run op in one transaction; under a key already done, return the first result instead.
+    `also_hash`: another hash of the same request that a key may have been written with."""
     async with sessions.begin() as session:
         if key is not None:
-            first = await claim(session, scope, key, request_hash, now)
+            first = await claim(session, scope, key, request_hash, now, also_hash)
             if first is not None:
                 return out.model_validate(first)
         result = await op(session)
@@ -55,7 +57,12 @@ async def once(
 
 
 async def claim(
-    session: AsyncSession, scope: str, key: str, request_hash: str, now: datetime
+    session: AsyncSession,
+    scope: str,
+    key: str,
+    request_hash: str,
+    now: datetime,
+    also_hash: str | None = None,
 ) -> dict[str, Any] | None:
     """None if this caller does the work; else the stored result of the first one."""
     claimed = await session.scalar(
@@ -67,7 +74,7 @@ async def claim(
     if claimed is not None:
         return None
     first = await session.get_one(OperationKey, (scope, key))
-    if first.request_hash != request_hash:
+    if first.request_hash not in (request_hash, also_hash):
         raise IdempotencyKeyReused("this key was used with another request", idempotency_key=key)
     return first.response
 

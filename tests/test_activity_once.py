@@ -131,6 +131,29 @@ async def test_a_retried_hold_returns_the_first_result_and_holds_once(
     }
 
 
+async def test_a_local_step_retried_in_a_new_workflow_task_holds_once(
+    db: Sessions, seeded: Seeded
+) -> None:
+    """covers: LP-6. The hold runs as a local activity: its input is built again by each try of
+    the workflow task, with that try's `workflow.now()`. The worker died after the hold
+    committed; the next try's step differs only by its now and gets the first result back (it
+    was refused idempotency_key_reused, which left the credit held with no flow to give it
+    back)."""
+    acts = ClassRequestActivities(db, RULES)
+    step = await new_request(db, seeded)
+    first = await step_env("1", attempt=1).run(acts.hold_request_payment, step)
+    retried = step.model_copy(update={"now": step.now + timedelta(seconds=12)})
+    again = await step_env("1", attempt=1).run(acts.hold_request_payment, retried)
+
+    assert again == first and first.state is RequestState.pending
+    assert await counts(db, seeded.student_id) == {
+        "requests": 1,
+        "entries": {"grant": 1, "request_hold": 1},
+        "credits": CREDITS - 1,
+        "keys": 1,
+    }
+
+
 async def test_a_retried_release_gives_the_hold_back_once(db: Sessions, seeded: Seeded) -> None:
     """covers: TCH-4. The rejection's release retried: one refund, the same answer."""
     acts = ClassRequestActivities(db, RULES)
