@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -55,7 +55,8 @@ ReturnType = TypeVar("ReturnType")
 AnswerType = TypeVar("AnswerType")
 
 
-# Detached calls to Temporal in flight at once, per API process (`Flows.later`).
+# Detached calls to Temporal in flight at once, per API process, for `Flows.later` and, apart,
+# for `Flows.paced`: paced calls never hold up the calls that are needed now.
 DETACHED_AT_ONCE = 4
 # Paced calls waiting their turn, per API process (`Flows.paced`); past this they are dropped.
 PACED_BACKLOG = 100_000
@@ -76,29 +77,29 @@ class Flows:
         self._interceptors = interceptors
         self._lock = asyncio.Lock()
         self._detached: set[asyncio.Task[None]] = set()
-        self._detached_slots = asyncio.Semaphore(DETACHED_AT_ONCE)
+        self._later_slots = asyncio.Semaphore(DETACHED_AT_ONCE)
+        self._paced_slots = asyncio.Semaphore(DETACHED_AT_ONCE)
         self._paced: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue(PACED_BACKLOG)
         self._pacer: asyncio.Task[None] | None = None
 
     def later(self, call: Callable[[], Awaitable[None]]) -> None:
-        """A call to Temporal that no answer waits for (a waiting student's wake), detached
-        from the request and a few at a time: neither the caller's connection nor a classroom
-        spike waits for Temporal, and Temporal takes them at its pace. Each such call is one a
-        flow also finds out by itself at its next step."""
+        """A call to Temporal that no answer waits for (a waiting student's wake, a match
+        after the start), detached from the request and a few at a time: neither the caller's
+        connection nor a classroom spike waits for Temporal, and Temporal takes them at its
+        pace. Each such call is one a flow also finds out by itself at its next step."""
 
         async def detached() -> None:
-            async with self._detached_slots:
+            async with self._later_slots:
                 await call()
 
-        task = asyncio.get_running_loop().create_task(detached())
-        self._detached.add(task)
-        task.add_done_callback(self._detached.discard)
+        self._detach(detached())
 
     def paced(self, call: Callable[[], Awaitable[None]]) -> None:
-        """A `later` call that nobody needs within seconds (a flow told what it also reads
-        by itself at its next step): sent at most `temporal_paced_calls_per_second`, so a
-        classroom spike's thousands reach Temporal after the spike rather than taking its
-        CPU during it. A full backlog drops the call with a warning."""
+        """A detached call that nobody needs within seconds (a flow told what it also reads
+        by itself at its next step): sent at most `temporal_paced_calls_per_second`, a few at
+        a time, so a classroom spike's thousands reach Temporal after the spike rather than
+        taking its CPU during it. The backlog waits in a bounded queue; when it is full the
+        call is dropped with a warning."""
         if self._pacer is None:
             self._pacer = asyncio.get_running_loop().create_task(self._pace())
         try:
@@ -109,17 +110,32 @@ class Flows:
     async def _pace(self) -> None:
         interval = 1 / self._settings.temporal_paced_calls_per_second
         while True:
-            self.later(await self._paced.get())
+            call = await self._paced.get()
+            await self._paced_slots.acquire()
+
+            async def sent(call: Callable[[], Awaitable[None]] = call) -> None:
+                try:
+                    await call()
+                finally:
+                    self._paced_slots.release()
+
+            self._detach(sent())
             await asyncio.sleep(interval)
 
+    def _detach(self, call: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(call)
+        self._detached.add(task)
+        task.add_done_callback(self._detached.discard)
+
     async def close(self) -> None:
-        """At shutdown: the calls not sent yet are dropped (each flow reads what they would
-        have told it at its next step)."""
-        if self._pacer is not None:
-            self._pacer.cancel()
+        """At shutdown: the detached calls in flight are cancelled and those not sent yet are
+        dropped (each flow finds out by itself at its next step)."""
+        pacer, self._pacer = self._pacer, None
+        if pacer is not None:
+            pacer.cancel()
         for task in list(self._detached):
             task.cancel()
-        await asyncio.gather(*self._detached, *filter(None, [self._pacer]), return_exceptions=True)
+        await asyncio.gather(*self._detached, *filter(None, [pacer]), return_exceptions=True)
 
     async def client(self) -> Client:
         """Connects on first use, so the booking API starts (and books) while Temporal is down;

@@ -60,3 +60,34 @@ async def test_a_full_backlog_drops_the_call_with_a_warning(
     assert "one dropped" in caplog.text
     await flows.close()
     assert sent == [0], "close drops what was not sent"
+
+
+async def test_a_slow_temporal_keeps_the_backlog_queued_and_never_holds_up_a_later_call() -> None:
+    """Paced calls that hang (Temporal slow or away) take at most their own few slots: the rest
+    wait in the bounded queue, and a waiting student's wake (`later`) is sent at once."""
+    flows = paced_flows(per_second=1000)
+    answered = asyncio.Event()
+    started: list[str] = []
+    woke = asyncio.Event()
+
+    def tell(n: int) -> Callable[[], Awaitable[None]]:
+        async def call() -> None:
+            started.append(f"tell {n}")
+            await answered.wait()
+
+        return call
+
+    async def wake() -> None:
+        woke.set()
+
+    for n in range(10):
+        flows.paced(tell(n))
+    await asyncio.sleep(0.1)
+    assert started == [f"tell {n}" for n in range(flows_module.DETACHED_AT_ONCE)]
+    flows.later(wake)
+    await asyncio.wait_for(woke.wait(), 1)
+    answered.set()
+    async with asyncio.timeout(5):
+        while len(started) < 10:  # noqa: ASYNC110 - the calls are polled, not signalled
+            await asyncio.sleep(0.01)
+    await flows.close()
