@@ -48,6 +48,22 @@ from yueke.settings import Settings
 log = logging.getLogger("yueke.api")
 
 
+_heap_settled = False
+
+
+def settle_heap() -> None:
+    """Once per process, after start-up: what start-up built lives as long as the process, so
+    it is frozen out of the collector's sight (a full collection walking it paused every
+    request in flight), and young collections run every 20,000 allocations rather than 700 (a
+    request makes thousands). Figures in bench/README.md."""
+    global _heap_settled
+    if not _heap_settled:
+        _heap_settled = True
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 20)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -77,13 +93,7 @@ def create_app(
         app.state.flows = Flows(
             settings, temporal_client, interceptors=telemetry.temporal_interceptors(tracing)
         )
-        # What start-up built lives as long as the process: frozen out of the collector's
-        # sight, a full collection no longer walks it, pausing every request in flight; and a
-        # young collection every 20,000 allocations rather than 700 (a request makes thousands).
-        # Together they halved the API's CPU per booking and its p99 (bench/README.md).
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(20_000, 20, 20)
+        settle_heap()
         yield
         await app.state.flows.close()
         await engine.dispose()

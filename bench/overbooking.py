@@ -55,6 +55,7 @@ from store.db import create_engine, sessions
 from store.ledger import ledger_disagreements
 from workflows.common import FlowKind, search_attributes
 from workflows.overbooked_class import OverbookedClassWorkflow
+from yueke.settings import Settings
 
 HEADERS = {"Authorization": "Bearer dev-classroom", "X-Actor-Id": "bench-classroom"}
 
@@ -241,10 +242,12 @@ async def spike(
     return phase, teachers
 
 
-async def flows_told(client: Client, n: int, limit: float = 600.0) -> bool:
+async def flows_told(client: Client, n: int) -> bool:
     """After the spike: the API tells each class's flow of its match, paced
     (`YUEKE_TEMPORAL_PACED_CALLS_PER_SECOND`), and each flow then shows its teacher in
-    `TeacherId`. Prints how long after the spike the last flow showed it."""
+    `TeacherId`. Prints how long after the spike the last flow showed it; fails past twice the
+    time the pace takes, plus a minute."""
+    limit = 2 * n / Settings().temporal_paced_calls_per_second + 60
     began = time.perf_counter()
     query = f'Flow = "{FlowKind.overbook.value}" AND TeacherId IS NOT NULL'
     while (told := (await client.count_workflows(query)).count) < n:

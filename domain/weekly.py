@@ -35,9 +35,8 @@ class Weekday(StrEnum):
 
 # Students per weekly booking activity (its parts one transaction each). Per chunk, the fixed
 # costs (the activity's round trip through Temporal, a statement per step, and for any-teacher
-# wishes the count of every teacher's classes of the week) are paid once: 4,000 took 28 % off
-# the PostgreSQL CPU of 1,000 in bench.auto_booking's run of 100,000 students (bench/README.md),
-# and holds a chunk's slot locks under a second.
+# wishes the count of every teacher's classes of the week) are paid once; a bigger chunk holds
+# its slot locks longer (figures in bench/README.md).
 CHUNK = 4000
 
 

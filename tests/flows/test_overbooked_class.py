@@ -285,6 +285,15 @@ async def test_a_match_told_before_the_start_is_read_at_once(
         assert (view.teacher_id, view.state) == (7, OverbookState.matched)
         result = await handle.result()
     assert result is not None and result.label is ClassLabel.as_scheduled
+    # The read ran inside the workflow task that heard the signal: a marker, no activity task.
+    history = await handle.fetch_history()
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert "read_class" not in scheduled
+    assert any(e.HasField("marker_recorded_event_attributes") for e in history.events)
 
 
 async def test_a_teacher_change_told_of_a_class_that_never_committed_ends_nothing_early(
