@@ -54,9 +54,12 @@ STORE_STEP = workflow.ActivityConfig(
     retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
 )
 # The same, run as a local activity (in the worker's workflow task, recorded as a marker).
+# Retries more than 10 s apart wait on a timer instead of inside the workflow task, which
+# would otherwise be kept alive (three history events every few seconds) through an outage.
 LOCAL_STORE_STEP = workflow.LocalActivityConfig(
     start_to_close_timeout=STORE_STEP["start_to_close_timeout"],
     retry_policy=STORE_STEP["retry_policy"],
+    local_retry_threshold=timedelta(seconds=10),
 )
 
 

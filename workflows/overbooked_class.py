@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -32,18 +31,14 @@ with workflow.unsafe.imports_passed_through():
         StudentEntered,
         TeacherChanged,
     )
-    from workflows.common import FLOW, STORE_STEP, TEACHER_ID, refusal_of
+    from workflows.common import FLOW, LOCAL_STORE_STEP, STORE_STEP, TEACHER_ID, refusal_of
 
 # Flows started before TeacherId followed the class's teacher replay without upserting it.
 TAG_TEACHER = "tag-teacher"
-# Flows that read a teacher change through a (remote) activity replay doing so.
+# Flows that read a teacher change through a (remote) activity replay doing so; the others
+# read it inside the workflow task that heard the change, with no activity task round trip
+# through Temporal for each of a spike's matches.
 READ_CLASS_LOCALLY = "read-class-locally"
-# A read after a teacher change runs inside the workflow task that heard it: no activity task
-# round trip through Temporal for each of a spike's matches.
-LOCAL_READ = workflow.LocalActivityConfig(
-    start_to_close_timeout=timedelta(seconds=10),
-    retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
-)
 
 
 @workflow.defn
@@ -87,7 +82,7 @@ class OverbookedClassWorkflow:
         try:
             if local:
                 self.view = await workflow.execute_local_activity_method(
-                    activity, step, **LOCAL_READ
+                    activity, step, **LOCAL_STORE_STEP
                 )
             else:
                 self.view = await workflow.execute_activity_method(activity, step, **STORE_STEP)
