@@ -112,38 +112,26 @@ async def counts(db: Sessions, student_id: int) -> dict[str, Any]:
     return {"requests": requests, "entries": reasons, "credits": credits, "keys": keys}
 
 
+@pytest.mark.parametrize(
+    ("attempt", "later"),
+    [
+        pytest.param(2, timedelta(0), id="activity retried"),
+        pytest.param(1, timedelta(seconds=12), id="local activity in a new workflow task"),
+    ],
+)
 async def test_a_retried_hold_returns_the_first_result_and_holds_once(
-    db: Sessions, seeded: Seeded
+    db: Sessions, seeded: Seeded, attempt: int, later: timedelta
 ) -> None:
-    """covers: LP-6. The worker died after the hold committed; the retry (attempt 2 of the
-    same step) gets the same request back, and the credit is held once."""
+    """covers: LP-6. The worker died after the hold committed. The retry is attempt 2 of the
+    same step; or, the hold being a local activity, the next try of the workflow task, which
+    builds the step again with its own, later `workflow.now()`. Either way it gets the same
+    request back, and the credit is held once (a refusal here would leave it held with no flow
+    to give it back)."""
     acts = ClassRequestActivities(db, RULES)
     step = await new_request(db, seeded)
     first = await step_env("1", attempt=1).run(acts.hold_request_payment, step)
-    again = await step_env("1", attempt=2).run(acts.hold_request_payment, step)
-
-    assert again == first and first.state is RequestState.pending
-    assert await counts(db, seeded.student_id) == {
-        "requests": 1,
-        "entries": {"grant": 1, "request_hold": 1},
-        "credits": CREDITS - 1,
-        "keys": 1,
-    }
-
-
-async def test_a_local_step_retried_in_a_new_workflow_task_holds_once(
-    db: Sessions, seeded: Seeded
-) -> None:
-    """covers: LP-6. The hold runs as a local activity: its input is built again by each try of
-    the workflow task, with that try's `workflow.now()`. The worker died after the hold
-    committed; the next try's step differs only by its now and gets the first result back (it
-    was refused idempotency_key_reused, which left the credit held with no flow to give it
-    back)."""
-    acts = ClassRequestActivities(db, RULES)
-    step = await new_request(db, seeded)
-    first = await step_env("1", attempt=1).run(acts.hold_request_payment, step)
-    retried = step.model_copy(update={"now": step.now + timedelta(seconds=12)})
-    again = await step_env("1", attempt=1).run(acts.hold_request_payment, retried)
+    retried = step.model_copy(update={"now": step.now + later})
+    again = await step_env("1", attempt=attempt).run(acts.hold_request_payment, retried)
 
     assert again == first and first.state is RequestState.pending
     assert await counts(db, seeded.student_id) == {
