@@ -48,20 +48,15 @@ from yueke.settings import Settings
 log = logging.getLogger("yueke.api")
 
 
-_heap_settled = False
-
-
-def settle_heap() -> None:
-    """Once per process, after start-up: what start-up built lives as long as the process, so
-    it is frozen out of the collector's sight (a full collection walking it paused every
-    request in flight), and young collections run every 20,000 allocations rather than 700 (a
-    request makes thousands). Figures in bench/README.md."""
-    global _heap_settled
-    if not _heap_settled:
-        _heap_settled = True
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(20_000, 20, 20)
+def _settle_heap() -> None:
+    """In an API server process, after start-up: what start-up built lives as long as the
+    process, so it is frozen out of the collector's sight (a full collection walking it paused
+    every request in flight), and young collections run every 20,000 allocations rather than
+    700 (a request makes thousands). Figures in bench/README.md. Not in a process that builds
+    many apps (the tests), whose garbage it would keep longer."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
 
 
 def create_app(
@@ -70,9 +65,11 @@ def create_app(
     temporal_client: Client | None = None,
     clock: Callable[[], datetime | Awaitable[datetime]] = lambda: datetime.now(UTC),
     tracer_provider: TracerProvider | None = None,
+    settle_heap: bool = False,
 ) -> FastAPI:
     """`tracer_provider`: where the spans go (the tests' in-memory exporter); by default the
-    OTLP exporter of the settings, or none."""
+    OTLP exporter of the settings, or none. `settle_heap`: for the server processes
+    (`yueke api`, the benchmarks' server), see `_settle_heap`."""
     tracing = tracer_provider or telemetry.tracer_provider(settings, "yueke-api")
 
     @asynccontextmanager
@@ -93,7 +90,8 @@ def create_app(
         app.state.flows = Flows(
             settings, temporal_client, interceptors=telemetry.temporal_interceptors(tracing)
         )
-        settle_heap()
+        if settle_heap:
+            _settle_heap()
         yield
         await app.state.flows.close()
         await engine.dispose()

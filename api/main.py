@@ -7,4 +7,4 @@ from yueke.settings import Settings
 
 
 def app_from_env() -> FastAPI:
-    return create_app(Settings())
+    return create_app(Settings(), settle_heap=True)

@@ -3,7 +3,8 @@
     python -m bench.serve --database-url URL --port 8765 [--host 127.0.0.1]
 
 The app is `api.app.create_app(Settings(database_url=URL, channel_keys=dev_channel_keys()))`,
-so every other setting (the DB pool size, the rules…) is the default or its YUEKE_* variable.
+with its heap settled after start-up as `yueke api`'s is (`settle_heap=True`); every other
+setting (the DB pool size, the rules…) is the default or its YUEKE_* variable.
 uvicorn runs with its defaults (asyncio loop and h11 unless uvloop / httptools are installed),
 one worker, in this process, with the access log off and the log level at warning so that
 logging costs nothing in the measurement. Temporal is not needed: the booking routes never use
@@ -26,7 +27,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings(database_url=args.database_url, channel_keys=dev_channel_keys())
     uvicorn.run(
-        lambda: create_app(settings),
+        lambda: create_app(settings, settle_heap=True),
         factory=True,
         host=args.host,
         port=args.port,
