@@ -23,10 +23,14 @@ from store.db import Sessions
 Out = TypeVar("Out", bound=BaseModel)
 
 
-def step_hash(step: BaseModel) -> str:
-    """The step's input less its `now`: a local activity's input is built again by each try
-    of its workflow task, with that try's workflow.now(), and is the same step all the same."""
-    return operation_keys.digest(step.model_dump_json(exclude={"now"}))
+def step_hashes(step: BaseModel) -> tuple[str, str]:
+    """The step's input less its `now` (a local activity's input is built again by each try of
+    its workflow task, with that try's workflow.now(), and is the same step all the same), and
+    whole, as keys written with the now were hashed."""
+    return (
+        operation_keys.digest(step.model_dump_json(exclude={"now"})),
+        operation_keys.digest(step.model_dump_json()),
+    )
 
 
 def refusal_error(refusal: Refusal) -> ApplicationError:
@@ -48,13 +52,14 @@ class StoreActivities:
         op: Callable[[AsyncSession], Awaitable[Out]],
     ) -> Out:
         """op in one transaction, once for this activity of this workflow run."""
+        request_hash, also_hash = step_hashes(step)
         try:
             return await operation_keys.once(
                 self.sessions,
                 scope="activity",
                 key=self.key(),
-                request_hash=step_hash(step),
-                also_hash=operation_keys.digest(step.model_dump_json()),
+                request_hash=request_hash,
+                also_hash=also_hash,
                 now=now,
                 out=out,
                 op=op,

@@ -7,7 +7,7 @@ from contextlib import AsyncExitStack
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 
-from activities import StoreActivities, refusal_error, step_hash
+from activities import StoreActivities, refusal_error, step_hashes
 from domain.auto_booking import BookChunk, ChunkOutcome, FinishRun, RunView, StartRun
 from domain.errors import DomainError
 from domain.refusal import Refusal
@@ -34,8 +34,7 @@ class WeeklyBookingActivities(StoreActivities):
     async def book_run_chunk(self, step: BookChunk) -> ChunkOutcome:
         """The chunk in PARTS transactions at once (store.auto_booking.book_chunk_parts), each
         done once: a retry books only the parts that did not commit."""
-        key, request_hash = self.key(), step_hash(step)
-        also_hash = operation_keys.digest(step.model_dump_json())
+        key, (request_hash, also_hash) = self.key(), step_hashes(step)
         keys = {p: f"{key}/{p}:{PARTS}" for p in range(PARTS)}
         async with AsyncExitStack() as stack:
             sessions = {p: await stack.enter_async_context(self.sessions()) for p in range(PARTS)}
