@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.refusal import Refusal
     from domain.words import RequestState
-    from workflows.common import LOCAL_STORE_STEP, STORE_STEP, refusal_of, refuse
+    from workflows.common import refusal_of, refuse, store_step
 
 # Runs from this patch on take their store steps as local activities: each runs inside the
 # workflow task that needs it, sparing Temporal an activity task and a workflow task per step.
@@ -123,9 +123,7 @@ class ClassRequestWorkflow:
         step: Step,
     ) -> RequestView:
         """A store step: a local activity from LOCAL_STEPS on, else as the run began."""
-        if self.local_steps:
-            return await workflow.execute_local_activity_method(activity, step, **LOCAL_STORE_STEP)
-        return await workflow.execute_activity_method(activity, step, **STORE_STEP)
+        return await store_step(activity, step, local=self.local_steps)
 
     @workflow.update
     async def submitted(self) -> RequestView:

@@ -3,7 +3,7 @@
 from collections.abc import Iterable
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import (
@@ -13,6 +13,7 @@ from temporalio.common import (
     TypedSearchAttributes,
 )
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
     from domain.auto_booking import RunKind
@@ -26,6 +27,10 @@ FLOW = SearchAttributeKey.for_keyword("Flow")
 # A webhook subscription's flow: active or paused (workflows/webhook_delivery.py).
 WEBHOOK_STATE = SearchAttributeKey.for_keyword("WebhookState")
 SEARCH_ATTRIBUTES = (STUDENT_ID, TEACHER_ID, CHANNEL, FLOW, WEBHOOK_STATE)
+
+SelfType = TypeVar("SelfType")
+ParamType = TypeVar("ParamType")
+ReturnType = TypeVar("ReturnType")
 
 
 class FlowKind(StrEnum):
@@ -61,6 +66,18 @@ LOCAL_STORE_STEP = workflow.LocalActivityConfig(
     retry_policy=STORE_STEP["retry_policy"],
     local_retry_threshold=timedelta(seconds=10),
 )
+
+
+async def store_step(
+    activity: MethodAsyncSingleParam[SelfType, ParamType, ReturnType],
+    step: ParamType,
+    *,
+    local: bool,
+) -> ReturnType:
+    """A store step: a local activity where the flow's patch says so, else an activity."""
+    if local:
+        return await workflow.execute_local_activity_method(activity, step, **LOCAL_STORE_STEP)
+    return await workflow.execute_activity_method(activity, step, **STORE_STEP)
 
 
 def search_attributes(

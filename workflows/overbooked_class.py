@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
         StudentEntered,
         TeacherChanged,
     )
-    from workflows.common import FLOW, LOCAL_STORE_STEP, STORE_STEP, TEACHER_ID, refusal_of
+    from workflows.common import FLOW, TEACHER_ID, refusal_of, store_step
 
 # Flows started before TeacherId followed the class's teacher replay without upserting it.
 TAG_TEACHER = "tag-teacher"
@@ -80,12 +80,7 @@ class OverbookedClassWorkflow:
         """One store step; False if the class does not exist (its booking never committed)."""
         step = ClassStep(class_id=booked.class_id, actor=booked.actor, now=workflow.now())
         try:
-            if local:
-                self.view = await workflow.execute_local_activity_method(
-                    activity, step, **LOCAL_STORE_STEP
-                )
-            else:
-                self.view = await workflow.execute_activity_method(activity, step, **STORE_STEP)
+            self.view = await store_step(activity, step, local=local)
         except (ActivityError, ApplicationError) as error:
             if refusal_of(error).code == "class_not_found":
                 return False
